@@ -1,0 +1,1 @@
+//! haproxy-peers operator (being built).
