@@ -1,1 +1,3 @@
-//! haproxy-peers operator (being built).
+//! haproxy-peers operator.
+
+pub mod certs;
