@@ -1,3 +1,4 @@
 //! haproxy-peers operator.
 
 pub mod certs;
+pub mod controller;
