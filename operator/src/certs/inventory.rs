@@ -9,6 +9,9 @@ use std::time::SystemTime;
 pub const CA_BUNDLE_KEY: &str = "ca.crt";
 /// Key of the signing CA's private key in `G-ca`.
 pub const CA_KEY_KEY: &str = "ca.key";
+/// Key, in `G-ca`, of the private key of a CA that is in the bundle but does not sign yet (the
+/// first phase of a CA rotation): it must survive restarts until the switch.
+pub const CA_NEXT_KEY_KEY: &str = "ca-next.key";
 
 /// One CA certificate of the trust bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,11 @@ pub struct CertInventory {
     pub signing_ca_key_pem: Option<String>,
     /// Leaves by member (pod) name.
     pub leaves: BTreeMap<String, LeafCert>,
+    /// Fingerprint of a CA published in the bundle that will sign once every pod trusts it
+    /// (one of `cas`; set only during a CA rotation).
+    pub pending_ca: Option<String>,
+    /// PEM private key of `pending_ca` (only ever in `G-ca`).
+    pub pending_ca_key_pem: Option<String>,
 }
 
 impl CertInventory {
@@ -63,14 +71,28 @@ impl CertInventory {
         data
     }
 
-    /// Contents of Secret `G-ca`: the bundle and the signing CA's key.
+    /// Contents of Secret `G-ca`: the bundle, the signing CA's key and, during a CA rotation,
+    /// the pending CA's key.
     pub fn ca_secret_data(&self) -> BTreeMap<String, String> {
         let mut data = BTreeMap::new();
         data.insert(CA_BUNDLE_KEY.to_string(), self.ca_bundle_pem());
         if let Some(key) = &self.signing_ca_key_pem {
             data.insert(CA_KEY_KEY.to_string(), key.clone());
         }
+        if let Some(key) = &self.pending_ca_key_pem {
+            data.insert(CA_NEXT_KEY_KEY.to_string(), key.clone());
+        }
         data
+    }
+
+    /// The CA with this fingerprint, if it is in the bundle.
+    pub fn ca(&self, fingerprint: &str) -> Option<&CaCert> {
+        self.cas.iter().find(|c| c.fingerprint == fingerprint)
+    }
+
+    /// The CA that signs new leaves, if any.
+    pub fn signing(&self) -> Option<&CaCert> {
+        self.signing_ca.as_deref().and_then(|fp| self.ca(fp))
     }
 
     /// The earliest `not_after` among the leaves, for status.
