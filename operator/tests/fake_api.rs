@@ -24,27 +24,66 @@ async fn apply_get_list_delete() {
     let api = FakeApi::new();
     let cms: Api<ConfigMap> = Api::namespaced(api.client(), "web");
     let pp = PatchParams::apply("haproxy-peers-operator").force();
-    let created = cms.patch("a", &pp, &Patch::Apply(cm("a", "1"))).await.expect("apply creates");
+    let created = cms
+        .patch("a", &pp, &Patch::Apply(cm("a", "1")))
+        .await
+        .expect("apply creates");
     let rv1 = created.metadata.resource_version.clone().expect("rv");
     assert_eq!(created.metadata.namespace.as_deref(), Some("web"));
-    let same = cms.patch("a", &pp, &Patch::Apply(cm("a", "1"))).await.expect("re-apply");
-    assert_eq!(same.metadata.resource_version.as_deref(), Some(rv1.as_str()), "no-op apply keeps the resourceVersion");
-    let changed = cms.patch("a", &pp, &Patch::Apply(cm("a", "2"))).await.expect("apply changes");
-    assert_ne!(changed.metadata.resource_version.as_deref(), Some(rv1.as_str()));
-    assert_eq!(cms.get("a").await.expect("get").data.expect("data")["k"], "2");
+    let same = cms
+        .patch("a", &pp, &Patch::Apply(cm("a", "1")))
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        same.metadata.resource_version.as_deref(),
+        Some(rv1.as_str()),
+        "no-op apply keeps the resourceVersion"
+    );
+    let changed = cms
+        .patch("a", &pp, &Patch::Apply(cm("a", "2")))
+        .await
+        .expect("apply changes");
+    assert_ne!(
+        changed.metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
+    assert_eq!(
+        cms.get("a").await.expect("get").data.expect("data")["k"],
+        "2"
+    );
 
-    let err = cms.patch("b", &PatchParams::default(), &Patch::Apply(cm("b", "1"))).await;
+    let err = cms
+        .patch("b", &PatchParams::default(), &Patch::Apply(cm("b", "1")))
+        .await;
     assert!(err.is_err(), "apply without a field manager is refused");
 
-    cms.create(&PostParams::default(), &cm("b", "x")).await.expect("create");
-    assert!(cms.create(&PostParams::default(), &cm("b", "x")).await.is_err(), "409 on create of an existing name");
-    let listed = cms.list(&ListParams::default().labels("app=edge,tier in (lb, web)")).await.expect("list");
+    cms.create(&PostParams::default(), &cm("b", "x"))
+        .await
+        .expect("create");
+    assert!(
+        cms.create(&PostParams::default(), &cm("b", "x"))
+            .await
+            .is_err(),
+        "409 on create of an existing name"
+    );
+    let listed = cms
+        .list(&ListParams::default().labels("app=edge,tier in (lb, web)"))
+        .await
+        .expect("list");
     assert_eq!(listed.items.len(), 2);
-    let none = cms.list(&ListParams::default().labels("app!=edge")).await.expect("list");
+    let none = cms
+        .list(&ListParams::default().labels("app!=edge"))
+        .await
+        .expect("list");
     assert!(none.items.is_empty());
-    cms.delete("b", &DeleteParams::default()).await.expect("delete");
+    cms.delete("b", &DeleteParams::default())
+        .await
+        .expect("delete");
     let missing = cms.get("b").await.expect_err("deleted");
-    assert!(matches!(missing, kube::Error::Api(ref s) if s.code == 404), "{missing:?}");
+    assert!(
+        matches!(missing, kube::Error::Api(ref s) if s.code == 404),
+        "{missing:?}"
+    );
 }
 
 #[tokio::test]
@@ -55,20 +94,46 @@ async fn status_subresource_and_generation() {
         "metadata": {"name": "edge-0"}, "spec": {"containers": [{"name": "haproxy"}]}
     }))
     .expect("pod");
-    let created = pods.create(&PostParams::default(), &pod).await.expect("create");
+    let created = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
     assert_eq!(created.metadata.generation, Some(1));
     let st = pods
-        .patch_status("edge-0", &PatchParams::default(), &Patch::Merge(json!({"status": {"podIP": "10.0.0.1"}})))
+        .patch_status(
+            "edge-0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"podIP": "10.0.0.1"}})),
+        )
         .await
         .expect("status");
-    assert_eq!(st.metadata.generation, Some(1), "status writes do not bump generation");
-    assert_eq!(st.status.expect("status").pod_ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(
+        st.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
+    assert_eq!(
+        st.status.expect("status").pod_ip.as_deref(),
+        Some("10.0.0.1")
+    );
     let spec = pods
-        .patch("edge-0", &PatchParams::default(), &Patch::Merge(json!({"spec": {"hostname": "edge-0"}, "status": {"podIP": "evil"}})))
+        .patch(
+            "edge-0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hostname": "edge-0"}, "status": {"podIP": "evil"}})),
+        )
         .await
         .expect("spec");
-    assert_eq!(spec.metadata.generation, Some(2), "spec writes bump generation");
-    assert_eq!(spec.status.expect("status").pod_ip.as_deref(), Some("10.0.0.1"), "spec writes never touch status");
+    assert_eq!(
+        spec.metadata.generation,
+        Some(2),
+        "spec writes bump generation"
+    );
+    assert_eq!(
+        spec.status.expect("status").pod_ip.as_deref(),
+        Some("10.0.0.1"),
+        "spec writes never touch status"
+    );
 }
 
 #[tokio::test]
@@ -77,20 +142,29 @@ async fn watch_streams_changes_and_gc_follows_owner_uids() {
     let client = api.client();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "web");
     let pp = PatchParams::apply("t").force();
-    let owner = cms.patch("owner", &pp, &Patch::Apply(cm("owner", "0"))).await.expect("owner");
+    let owner = cms
+        .patch("owner", &pp, &Patch::Apply(cm("owner", "0")))
+        .await
+        .expect("owner");
     let uid = owner.metadata.uid.clone().expect("uid");
     let mut dep = cm("dep", "0");
-    dep.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        name: "owner".into(),
-        uid,
-        controller: Some(true),
-        ..Default::default()
-    }]);
-    cms.patch("dep", &pp, &Patch::Apply(dep)).await.expect("dep");
+    dep.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid,
+            controller: Some(true),
+            ..Default::default()
+        },
+    ]);
+    cms.patch("dep", &pp, &Patch::Apply(dep))
+        .await
+        .expect("dep");
 
-    let mut stream = watcher(cms.clone(), watcher::Config::default()).applied_objects().boxed();
+    let mut stream = watcher(cms.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
     let mut seen = Vec::new();
     while seen.len() < 2 {
         let o = tokio::time::timeout(std::time::Duration::from_secs(5), stream.try_next())
@@ -102,7 +176,9 @@ async fn watch_streams_changes_and_gc_follows_owner_uids() {
     }
     seen.sort();
     assert_eq!(seen, ["dep", "owner"]);
-    cms.patch("late", &pp, &Patch::Apply(cm("late", "1"))).await.expect("late");
+    cms.patch("late", &pp, &Patch::Apply(cm("late", "1")))
+        .await
+        .expect("late");
     let o = tokio::time::timeout(std::time::Duration::from_secs(5), stream.try_next())
         .await
         .expect("watch event in time")
@@ -113,7 +189,10 @@ async fn watch_streams_changes_and_gc_follows_owner_uids() {
     let removed = api.delete_with_gc("/api/v1/namespaces/web/configmaps/owner");
     assert_eq!(removed.len(), 1, "{removed:?}");
     assert_eq!(removed[0].name, "dep");
-    assert!(api.get("/api/v1/namespaces/web/configmaps/late").is_some(), "unowned objects stay");
+    assert!(
+        api.get("/api/v1/namespaces/web/configmaps/late").is_some(),
+        "unowned objects stay"
+    );
 }
 
 #[test]

@@ -33,7 +33,10 @@ impl LeaseView {
         let spec = lease.spec.clone().unwrap_or_default();
         LeaseView {
             holder: spec.holder_identity.filter(|h| !h.is_empty()),
-            renewed: spec.renew_time.or(spec.acquire_time).map(|t| SystemTime::from(t.0)),
+            renewed: spec
+                .renew_time
+                .or(spec.acquire_time)
+                .map(|t| SystemTime::from(t.0)),
             duration: spec
                 .lease_duration_seconds
                 .and_then(|s| u64::try_from(s).ok())
@@ -45,8 +48,12 @@ impl LeaseView {
 /// Pure: whether `me` acquires, renews or follows. A lease with no renew time or duration is
 /// treated as expired, so a half-written Lease can never lock every replica out.
 pub fn decide(current: Option<&LeaseView>, me: &str, now: SystemTime) -> LeaseDecision {
-    let Some(view) = current else { return LeaseDecision::Acquire };
-    let Some(holder) = view.holder.as_deref() else { return LeaseDecision::Acquire };
+    let Some(view) = current else {
+        return LeaseDecision::Acquire;
+    };
+    let Some(holder) = view.holder.as_deref() else {
+        return LeaseDecision::Acquire;
+    };
     if holder == me {
         return LeaseDecision::Renew;
     }
@@ -71,7 +78,9 @@ pub struct LeaderElector {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Round {
     Leader,
-    Follower { holder: String },
+    Follower {
+        holder: String,
+    },
     /// Another replica wrote the Lease between our read and our write.
     LostRace,
 }
@@ -103,7 +112,9 @@ impl LeaderElector {
                     .and_then(|s| s.lease_transitions)
                     .unwrap_or(0);
                 let acquire_time = match (&decision, &current) {
-                    (LeaseDecision::Renew, Some(l)) => l.spec.as_ref().and_then(|s| s.acquire_time.clone()),
+                    (LeaseDecision::Renew, Some(l)) => {
+                        l.spec.as_ref().and_then(|s| s.acquire_time.clone())
+                    }
                     _ => None,
                 }
                 .or_else(|| micro(now));
@@ -113,7 +124,9 @@ impl LeaderElector {
                     acquire_time,
                     renew_time: micro(now),
                     lease_transitions: Some(match decision {
-                        LeaseDecision::Acquire if current.is_some() => transitions.saturating_add(1),
+                        LeaseDecision::Acquire if current.is_some() => {
+                            transitions.saturating_add(1)
+                        }
                         _ => transitions,
                     }),
                     ..LeaseSpec::default()
@@ -121,7 +134,10 @@ impl LeaderElector {
                 let result = match current {
                     None => {
                         let lease = Lease {
-                            metadata: ObjectMeta { name: Some(self.lease_name.clone()), ..ObjectMeta::default() },
+                            metadata: ObjectMeta {
+                                name: Some(self.lease_name.clone()),
+                                ..ObjectMeta::default()
+                            },
                             spec: Some(spec),
                         };
                         self.api.create(&PostParams::default(), &lease).await
@@ -129,7 +145,9 @@ impl LeaderElector {
                     Some(mut lease) => {
                         // resourceVersion stays set: the write fails with 409 if someone else wrote.
                         lease.spec = Some(spec);
-                        self.api.replace(&self.lease_name, &PostParams::default(), &lease).await
+                        self.api
+                            .replace(&self.lease_name, &PostParams::default(), &lease)
+                            .await
                     }
                 };
                 match result {
@@ -143,7 +161,9 @@ impl LeaderElector {
 }
 
 fn micro(t: SystemTime) -> Option<MicroTime> {
-    k8s_openapi::jiff::Timestamp::try_from(t).ok().map(MicroTime)
+    k8s_openapi::jiff::Timestamp::try_from(t)
+        .ok()
+        .map(MicroTime)
 }
 
 #[cfg(test)]
@@ -165,15 +185,35 @@ mod tests {
     #[test]
     fn decisions() {
         assert_eq!(decide(None, "a", at(0)), LeaseDecision::Acquire);
-        assert_eq!(decide(Some(&held("a", 0)), "a", at(100)), LeaseDecision::Renew);
+        assert_eq!(
+            decide(Some(&held("a", 0)), "a", at(100)),
+            LeaseDecision::Renew
+        );
         assert_eq!(
             decide(Some(&held("b", 0)), "a", at(14)),
-            LeaseDecision::Follow { holder: "b".into(), expires: at(15) }
+            LeaseDecision::Follow {
+                holder: "b".into(),
+                expires: at(15)
+            }
         );
-        assert_eq!(decide(Some(&held("b", 0)), "a", at(15)), LeaseDecision::Acquire, "expired lease");
-        let half_written = LeaseView { holder: Some("b".into()), renewed: None, duration: None };
-        assert_eq!(decide(Some(&half_written), "a", at(0)), LeaseDecision::Acquire);
-        let released = LeaseView { holder: None, ..held("b", 0) };
+        assert_eq!(
+            decide(Some(&held("b", 0)), "a", at(15)),
+            LeaseDecision::Acquire,
+            "expired lease"
+        );
+        let half_written = LeaseView {
+            holder: Some("b".into()),
+            renewed: None,
+            duration: None,
+        };
+        assert_eq!(
+            decide(Some(&half_written), "a", at(0)),
+            LeaseDecision::Acquire
+        );
+        let released = LeaseView {
+            holder: None,
+            ..held("b", 0)
+        };
         assert_eq!(decide(Some(&released), "a", at(1)), LeaseDecision::Acquire);
     }
 }

@@ -111,7 +111,10 @@ impl Default for FakeApi {
 impl FakeApi {
     pub fn new() -> Self {
         let (events, _) = broadcast::channel(4096);
-        FakeApi { state: Arc::default(), events }
+        FakeApi {
+            state: Arc::default(),
+            events,
+        }
     }
 
     /// A real `kube::Client` whose transport is this fake.
@@ -126,13 +129,19 @@ impl FakeApi {
 
     fn lock(&self) -> Guard<'_> {
         // A test that panicked while holding the lock already failed; keep serving the others.
-        Guard { st: self.state.lock().unwrap_or_else(|e| e.into_inner()), events: &self.events }
+        Guard {
+            st: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            events: &self.events,
+        }
     }
 
     /// Stores an object as a client would create it (uid, resourceVersion, generation set).
     pub fn seed(&self, path: &str, object: Value) -> Value {
-        let (key, _) = parse_path(&format!("{path}/{}", object["metadata"]["name"].as_str().unwrap_or_default()))
-            .expect("seed path is a collection path");
+        let (key, _) = parse_path(&format!(
+            "{path}/{}",
+            object["metadata"]["name"].as_str().unwrap_or_default()
+        ))
+        .expect("seed path is a collection path");
         let mut st = self.lock();
         let obj = st.create(key, object).expect("seeded object is new");
         drop(st);
@@ -161,19 +170,29 @@ impl FakeApi {
     /// (by uid) in its ownerReferences, transitively. Returns the paths of the dependents removed.
     pub fn delete_with_gc(&self, path: &str) -> Vec<ObjKey> {
         let mut removed = Vec::new();
-        let Some(root) = self.delete(path) else { return removed };
-        let mut uids = vec![root["metadata"]["uid"].as_str().unwrap_or_default().to_string()];
+        let Some(root) = self.delete(path) else {
+            return removed;
+        };
+        let mut uids = vec![root["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()];
         let mut st = self.lock();
         while let Some(uid) = uids.pop() {
             let dependents: Vec<ObjKey> = st
                 .objects
                 .iter()
-                .filter(|(_, o)| owner_uids(o).iter().any(|u| *u == uid))
+                .filter(|(_, o)| owner_uids(o).contains(&uid))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in dependents {
                 if let Some(o) = st.remove(&k) {
-                    uids.push(o["metadata"]["uid"].as_str().unwrap_or_default().to_string());
+                    uids.push(
+                        o["metadata"]["uid"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
                     removed.push(k);
                 }
             }
@@ -205,7 +224,9 @@ impl FakeApi {
 
     /// The next request with this method whose path contains `path_part` fails with `status`.
     pub fn fail_next(&self, method: Method, path_part: &str, status: u16) {
-        self.lock().failures.push((method, path_part.to_string(), status));
+        self.lock()
+            .failures
+            .push((method, path_part.to_string(), status));
     }
 
     async fn handle(&self, req: Request<kube::client::Body>) -> Response<BoxBody> {
@@ -227,7 +248,13 @@ impl FakeApi {
         } else {
             match serde_json::from_slice(&bytes).or_else(|_| serde_yaml::from_slice(&bytes)) {
                 Ok(v) => v,
-                Err(e) => return status_response(400, "BadRequest", &format!("body is not JSON/YAML: {e}")),
+                Err(e) => {
+                    return status_response(
+                        400,
+                        "BadRequest",
+                        &format!("body is not JSON/YAML: {e}"),
+                    )
+                }
             }
         };
         {
@@ -263,7 +290,10 @@ impl FakeApi {
                 let items: Vec<Value> = st
                     .objects
                     .iter()
-                    .filter(|(k, _)| k.resource == key.resource && (key.namespace.is_none() || k.namespace == key.namespace))
+                    .filter(|(k, _)| {
+                        k.resource == key.resource
+                            && (key.namespace.is_none() || k.namespace == key.namespace)
+                    })
                     .filter(|(_, o)| selector_matches(&selector, &o["metadata"]["labels"]))
                     .map(|(_, o)| o.clone())
                     .collect();
@@ -280,21 +310,35 @@ impl FakeApi {
                 None => not_found(&key),
             },
             (Method::POST, true) => {
-                let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if name.is_empty() {
                     return status_response(422, "Invalid", "metadata.name is required");
                 }
                 let key = ObjKey { name, ..key };
                 match self.lock().create(key, body) {
                     Ok(o) => json_response(201, &o),
-                    Err(k) => status_response(409, "AlreadyExists", &format!("{} already exists", k.name)),
+                    Err(k) => {
+                        status_response(409, "AlreadyExists", &format!("{} already exists", k.name))
+                    }
                 }
             }
             (Method::PUT, false) => {
                 let mut st = self.lock();
-                let Some(existing) = st.objects.get(&key).cloned() else { return not_found(&key) };
-                let sent_rv = body["metadata"]["resourceVersion"].as_str().unwrap_or_default();
-                if !sent_rv.is_empty() && sent_rv != existing["metadata"]["resourceVersion"].as_str().unwrap_or_default() {
+                let Some(existing) = st.objects.get(&key).cloned() else {
+                    return not_found(&key);
+                };
+                let sent_rv = body["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default();
+                if !sent_rv.is_empty()
+                    && sent_rv
+                        != existing["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap_or_default()
+                {
                     return status_response(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again");
                 }
                 let merged = if is_status {
@@ -310,8 +354,12 @@ impl FakeApi {
                 let mut st = self.lock();
                 let existing = st.objects.get(&key).cloned();
                 let apply = ct.contains("apply-patch");
-                if apply && params.get("fieldManager").map_or(true, String::is_empty) {
-                    return status_response(422, "Invalid", "fieldManager is required for apply patch");
+                if apply && params.get("fieldManager").is_none_or(String::is_empty) {
+                    return status_response(
+                        422,
+                        "Invalid",
+                        "fieldManager is required for apply patch",
+                    );
                 }
                 let new = match (existing, apply, is_status) {
                     (None, true, false) => {
@@ -349,7 +397,10 @@ impl FakeApi {
 
     fn watch(&self, key: ObjKey, params: &BTreeMap<String, String>) -> Response<BoxBody> {
         let selector = params.get("labelSelector").cloned().unwrap_or_default();
-        let from: u64 = params.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let from: u64 = params
+            .get("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let matches = {
             let key = key.clone();
             let selector = selector.clone();
@@ -362,14 +413,23 @@ impl FakeApi {
         let mut rx = self.events.subscribe();
         let backlog: Vec<WatchEvent> = {
             let st = self.lock();
-            st.history.iter().filter(|e| e.rv > from && matches(e)).cloned().collect()
+            st.history
+                .iter()
+                .filter(|e| e.rv > from && matches(e))
+                .cloned()
+                .collect()
         };
-        let (tx, out) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(64);
+        let (tx, out) =
+            tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(64);
         tokio::spawn(async move {
             let mut last = from;
             for e in backlog {
                 last = e.rv;
-                if tx.send(Ok(http_body::Frame::data(watch_line(&e)))).await.is_err() {
+                if tx
+                    .send(Ok(http_body::Frame::data(watch_line(&e))))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -377,7 +437,11 @@ impl FakeApi {
                 match rx.recv().await {
                     Ok(e) if e.rv > last && matches(&e) => {
                         last = e.rv;
-                        if tx.send(Ok(http_body::Frame::data(watch_line(&e)))).await.is_err() {
+                        if tx
+                            .send(Ok(http_body::Frame::data(watch_line(&e))))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -437,7 +501,12 @@ impl State {
     fn remove(&mut self, key: &ObjKey) -> Option<Value> {
         let o = self.objects.remove(key)?;
         self.rv += 1;
-        let ev = WatchEvent { rv: self.rv, key: key.clone(), kind: "DELETED", object: o.clone() };
+        let ev = WatchEvent {
+            rv: self.rv,
+            key: key.clone(),
+            kind: "DELETED",
+            object: o.clone(),
+        };
         self.history.push(ev);
         Some(o)
     }
@@ -449,7 +518,12 @@ impl State {
             obj["apiVersion"] = json!(api_version_of(&key.resource));
         }
         self.objects.insert(key.clone(), obj.clone());
-        self.history.push(WatchEvent { rv: self.rv, key, kind, object: obj.clone() });
+        self.history.push(WatchEvent {
+            rv: self.rv,
+            key,
+            kind,
+            object: obj.clone(),
+        });
         obj
     }
 }
@@ -461,7 +535,8 @@ fn tokio_stream_from<T: Send + 'static>(
 }
 
 fn watch_line(e: &WatchEvent) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": e.kind, "object": e.object})).unwrap_or_default();
+    let mut line =
+        serde_json::to_vec(&json!({"type": e.kind, "object": e.object})).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -470,13 +545,21 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});
     }
-    obj["metadata"].as_object_mut().expect("metadata was just made an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 fn strip_volatile(o: &Value) -> Value {
     let mut o = o.clone();
     if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        for f in ["resourceVersion", "generation", "managedFields", "uid", "creationTimestamp"] {
+        for f in [
+            "resourceVersion",
+            "generation",
+            "managedFields",
+            "uid",
+            "creationTimestamp",
+        ] {
             m.remove(f);
         }
     }
@@ -530,7 +613,9 @@ fn merge_patch(target: &mut Value, patch: &Value) {
             if !target.is_object() {
                 *target = json!({});
             }
-            let t = target.as_object_mut().expect("target was just made an object");
+            let t = target
+                .as_object_mut()
+                .expect("target was just made an object");
             for (k, v) in p {
                 if v.is_null() {
                     t.remove(k);
@@ -546,7 +631,11 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 fn owner_uids(o: &Value) -> Vec<String> {
     o["metadata"]["ownerReferences"]
         .as_array()
-        .map(|refs| refs.iter().filter_map(|r| r["uid"].as_str().map(str::to_string)).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -554,9 +643,12 @@ fn owner_uids(o: &Value) -> Vec<String> {
 /// empty name.
 pub fn parse_path(path: &str) -> Option<(ObjKey, Option<String>)> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (prefix, rest) = match segs.first()? {
-        &"api" => (format!("/api/{}", segs.get(1)?), segs.get(2..)?),
-        &"apis" => (format!("/apis/{}/{}", segs.get(1)?, segs.get(2)?), segs.get(3..)?),
+    let (prefix, rest) = match *segs.first()? {
+        "api" => (format!("/api/{}", segs.get(1)?), segs.get(2..)?),
+        "apis" => (
+            format!("/apis/{}/{}", segs.get(1)?, segs.get(2)?),
+            segs.get(3..)?,
+        ),
         _ => return None,
     };
     let (namespace, rest) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
@@ -567,7 +659,14 @@ pub fn parse_path(path: &str) -> Option<(ObjKey, Option<String>)> {
     let plural = rest.first()?;
     let name = rest.get(1).copied().unwrap_or_default().to_string();
     let sub = rest.get(2).map(|s| s.to_string());
-    Some((ObjKey { resource: format!("{prefix}/{plural}"), namespace, name }, sub))
+    Some((
+        ObjKey {
+            resource: format!("{prefix}/{plural}"),
+            namespace,
+            name,
+        },
+        sub,
+    ))
 }
 
 fn api_version_of(resource: &str) -> String {
@@ -632,7 +731,7 @@ pub fn selector_matches(selector: &str, labels: &Value) -> bool {
         }
         if let Some((k, rest)) = req.split_once(" notin ") {
             let set = parse_set(rest);
-            return label(k.trim()).map_or(true, |v| !set.contains(&v.to_string()));
+            return label(k.trim()).is_none_or(|v| !set.contains(&v.to_string()));
         }
         if let Some((k, rest)) = req.split_once(" in ") {
             let set = parse_set(rest);
@@ -672,14 +771,21 @@ fn split_requirements(selector: &str) -> Vec<String> {
 }
 
 fn parse_set(s: &str) -> Vec<String> {
-    s.trim().trim_start_matches('(').trim_end_matches(')').split(',').map(|x| x.trim().to_string()).collect()
+    s.trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split(',')
+        .map(|x| x.trim().to_string())
+        .collect()
 }
 
 fn json_response(code: u16, v: &Value) -> Response<BoxBody> {
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
         .header("content-type", "application/json")
-        .body(BodyExt::boxed_unsync(Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default()))))
+        .body(BodyExt::boxed_unsync(Full::new(Bytes::from(
+            serde_json::to_vec(v).unwrap_or_default(),
+        ))))
         .unwrap_or_else(|_| Response::new(BodyExt::boxed_unsync(Full::new(Bytes::new()))))
 }
 
@@ -691,5 +797,9 @@ fn status_response(code: u16, reason: &str, message: &str) -> Response<BoxBody> 
 }
 
 fn not_found(key: &ObjKey) -> Response<BoxBody> {
-    status_response(404, "NotFound", &format!("{} \"{}\" not found", key.resource, key.name))
+    status_response(
+        404,
+        "NotFound",
+        &format!("{} \"{}\" not found", key.resource, key.name),
+    )
 }
