@@ -13,5 +13,6 @@ pub mod certs;
 pub mod controller;
 pub mod error;
 pub mod render;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -233,6 +233,18 @@ pub struct MemberStatus {
     pub since: Time,
 }
 
+impl Ports {
+    /// The same ports in the sidecar contract's type (which also owns the port rules).
+    pub fn to_contract(&self) -> haproxy_peers_members::Ports {
+        haproxy_peers_members::Ports {
+            mesh: self.mesh,
+            haproxy: self.haproxy,
+            sidecar: self.sidecar,
+            admin: self.admin,
+        }
+    }
+}
+
 impl Default for Ports {
     fn default() -> Self {
         Self {

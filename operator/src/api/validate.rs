@@ -144,28 +144,8 @@ impl PeerGroupSpec {
                 ),
             ));
         }
-        let p = self.ports;
-        let ports = [
-            ("mesh", p.mesh),
-            ("haproxy", p.haproxy),
-            ("sidecar", p.sidecar),
-            ("admin", p.admin),
-        ];
-        for (i, (a, pa)) in ports.iter().enumerate() {
-            if *pa == 0 {
-                problems.push(problem(
-                    &format!("spec.ports.{a}"),
-                    "is 0: use a port from 1 to 65535",
-                ));
-            }
-            for (b, pb) in &ports[i + 1..] {
-                if pa == pb {
-                    problems.push(problem(
-                        &format!("spec.ports.{b}"),
-                        format!("{pb} is also ports.{a}: give each of mesh, haproxy, sidecar and admin its own port"),
-                    ));
-                }
-            }
+        for p in self.ports.to_contract().problems() {
+            problems.push(problem(&format!("spec.ports.{}", p.field), p.message));
         }
         if self.tls.enabled {
             if let Err(mut tls) = self.tls.cert_policy() {

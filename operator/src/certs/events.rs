@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use super::encoding::{rfc3339, short};
 use super::plan::{CaReason, DropCaReason, LeafReason};
+use crate::text::name_list;
 
 /// Event `type` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,20 +24,6 @@ pub struct CertEvent {
 }
 
 /// How many names a message spells out; Event messages are limited to 1 kB.
-const MAX_NAMES: usize = 10;
-
-fn names(members: &[String]) -> String {
-    let mut out = members
-        .iter()
-        .take(MAX_NAMES)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if members.len() > MAX_NAMES {
-        out.push_str(&format!(" and {} more", members.len() - MAX_NAMES));
-    }
-    out
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct EventLog(Vec<CertEvent>);
@@ -191,7 +178,7 @@ impl EventLog {
                     LeafReason::SanChange => "DNS names changed",
                     LeafReason::CaChange => "new signing CA",
                 };
-                format!("{why}: {}", names(members))
+                format!("{why}: {}", name_list(members))
             })
             .collect();
         self.push(
@@ -214,21 +201,8 @@ impl EventLog {
             "CertificatesRemoved",
             format!(
                 "removed the certificates of members that left the group: {}",
-                names(members)
+                name_list(members)
             ),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_member_lists_are_cut() {
-        let members: Vec<String> = (0..25).map(|i| format!("edge-{i}")).collect();
-        let text = names(&members);
-        assert!(text.starts_with("edge-0, edge-1,"));
-        assert!(text.ends_with("edge-9 and 15 more"), "{text}");
     }
 }

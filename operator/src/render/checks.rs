@@ -11,6 +11,7 @@ use super::members::{pod_name, selects};
 use super::names::GroupRef;
 use crate::api::validate::{group_name_problem, SpecProblem};
 use crate::api::{PeerGroup, PeerGroupSpec};
+use crate::text::name_list;
 
 /// Condition reasons for mistakes.
 pub mod reasons {
@@ -197,7 +198,7 @@ fn subdomain_mismatch(group: &GroupRef, selected: &[&Pod]) -> Option<Mistake> {
              pods with hostname = pod name and subdomain = {service}; not so for {}: set the StatefulSet's \
              serviceName to {service} (it cannot change in place: delete the StatefulSet with \
              --cascade=orphan and apply it again)",
-            list(&wrong),
+            name_list(&wrong),
             ns = group.namespace,
         ),
         blocking: true,
@@ -215,21 +216,6 @@ fn pods_are(names: &[&str]) -> String {
     let owned: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     match names {
         [one] => format!("pod {one} is"),
-        _ => format!("pods {} are", list(&owned)),
+        _ => format!("pods {} are", name_list(&owned)),
     }
-}
-
-/// Comma-separated, at most eight items then "and N more": messages stay readable at scale.
-pub fn list(items: &[String]) -> String {
-    const SHOWN: usize = 8;
-    let mut text = items
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > SHOWN {
-        text.push_str(&format!(" and {} more", items.len() - SHOWN));
-    }
-    text
 }

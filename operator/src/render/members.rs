@@ -49,12 +49,7 @@ pub fn members_contract(
         generation,
         peers_section: spec.peers_section_or(&group.name).to_string(),
         tls: spec.tls.enabled,
-        ports: contract::Ports {
-            mesh: spec.ports.mesh,
-            haproxy: spec.ports.haproxy,
-            sidecar: spec.ports.sidecar,
-            admin: spec.ports.admin,
-        },
+        ports: spec.ports.to_contract(),
         resync_timeout_seconds,
         tables: spec
             .tables

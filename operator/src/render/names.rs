@@ -14,13 +14,7 @@ use crate::error::Error;
 pub const MANAGER: &str = "haproxy-peers-operator";
 /// Label carrying the owning group's name on every object the operator creates.
 pub const GROUP_LABEL: &str = "haproxy-peers.io/group";
-/// The peer name HAProxy knows its local sidecar by (the remote `server` line in peers.cfg).
-/// It contains '_', which Kubernetes never allows in a pod name, so it cannot collide with a
-/// member. The sidecar expects this name in HAProxy's hello.
-pub const SIDECAR_PEER_NAME: &str = "haproxy_peers_sidecar";
-/// The environment variable that holds the pod name in the HAProxy container (downward API
-/// `metadata.name`). peers.cfg uses it as HAProxy's local peer name.
-pub const POD_NAME_ENV: &str = "POD_NAME";
+pub use haproxy_peers_members::{POD_NAME_ENV, SIDECAR_PEER_NAME};
 /// Where the ConfigMap `<group>-peers` is expected to be mounted in the HAProxy container.
 pub const PEERS_CFG_MOUNT: &str = "/etc/haproxy-peers";
 /// File names inside the ConfigMap.

@@ -9,11 +9,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::checks::{list, Mistake};
+use super::checks::Mistake;
 use super::members::pod_name;
 use super::names::GroupRef;
 use crate::api::{MemberStatus, PeerGroupStatus};
 use crate::certs::CertInventory;
+use crate::text::name_list;
 
 /// Condition types.
 pub mod conditions {
@@ -167,7 +168,7 @@ pub fn certificates_condition(
                         format!(
                             "{}'s certificate lacks the names {}",
                             m.name,
-                            list(&missing)
+                            name_list(&missing)
                         ),
                     )
                 })
@@ -189,7 +190,7 @@ pub fn certificates_condition(
             reason,
             format!(
                 "{}; the operator reissues certificates on its next reconcile, check its log if this persists",
-                list(&problems)
+                name_list(&problems)
             ),
         ),
     }
@@ -216,7 +217,7 @@ pub fn group_conditions(
             format!(
                 "{ready_count}/{} members ready; waiting for {}",
                 members.len(),
-                list(&waiting)
+                name_list(&waiting)
             ),
         )
     } else if !certs.status {

@@ -12,6 +12,15 @@ pub const FORMAT_VERSION: u32 = 1;
 /// File name of the contract inside the group's ConfigMap and the sidecar's config directory.
 pub const FILE_NAME: &str = "members.yaml";
 
+/// The peer name HAProxy knows its local sidecar by (the remote `server` line in peers.cfg).
+/// It contains '_', which Kubernetes never allows in a pod name, so it cannot collide with a
+/// member. The sidecar expects this name in HAProxy's hello and claims it when it calls HAProxy.
+pub const SIDECAR_PEER_NAME: &str = "haproxy_peers_sidecar";
+
+/// The environment variable that holds the pod name (downward API `metadata.name`) in the
+/// HAProxy and sidecar containers. peers.cfg uses it as HAProxy's local peer name.
+pub const POD_NAME_ENV: &str = "POD_NAME";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Members {
@@ -52,6 +61,47 @@ pub struct Ports {
     pub sidecar: u16,
     /// The sidecar's admin HTTP port (`/healthz`, `/readyz`, `/metrics`, `/peers`, `/tables`).
     pub admin: u16,
+}
+
+/// One thing wrong with a set of ports: which one (`mesh`, `haproxy`, `sidecar`, `admin`) and
+/// what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortProblem {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Ports {
+    /// Every problem at once: a zero port, or two roles sharing a port (the four listen on the
+    /// same pod, so any overlap is a clash).
+    pub fn problems(&self) -> Vec<PortProblem> {
+        let ports = [
+            ("mesh", self.mesh),
+            ("haproxy", self.haproxy),
+            ("sidecar", self.sidecar),
+            ("admin", self.admin),
+        ];
+        let mut problems = Vec::new();
+        for (i, (a, pa)) in ports.iter().enumerate() {
+            if *pa == 0 {
+                problems.push(PortProblem {
+                    field: a,
+                    message: "is 0: use a port from 1 to 65535".to_string(),
+                });
+            }
+            for (b, pb) in ports.iter().skip(i + 1) {
+                if pa == pb {
+                    problems.push(PortProblem {
+                        field: b,
+                        message: format!(
+                            "{pb} is also ports.{a}: give each of mesh, haproxy, sidecar and admin its own port"
+                        ),
+                    });
+                }
+            }
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +163,9 @@ impl Members {
     /// Checks what the type system cannot: version, names, uniqueness, ports.
     pub fn validate(&self) -> Result<(), Error> {
         if self.version != FORMAT_VERSION {
-            return Err(Error::Version { found: self.version });
+            return Err(Error::Version {
+                found: self.version,
+            });
         }
         let mut problems = Vec::new();
         if self.group.is_empty() {
@@ -128,7 +180,10 @@ impl Members {
         let mut seen = BTreeSet::new();
         for m in &self.members {
             if !is_peer_name(&m.name) {
-                problems.push(format!("member name {:?} is not a valid HAProxy peer name", m.name));
+                problems.push(format!(
+                    "member name {:?} is not a valid HAProxy peer name",
+                    m.name
+                ));
             }
             if m.address.is_empty() {
                 problems.push(format!("member {:?} has an empty address", m.name));
@@ -137,17 +192,8 @@ impl Members {
                 problems.push(format!("member {:?} is listed twice", m.name));
             }
         }
-        let p = self.ports;
-        let ports = [("mesh", p.mesh), ("haproxy", p.haproxy), ("sidecar", p.sidecar), ("admin", p.admin)];
-        for (i, (a, pa)) in ports.iter().enumerate() {
-            if *pa == 0 {
-                problems.push(format!("ports.{a} is 0"));
-            }
-            for (b, pb) in &ports[i + 1..] {
-                if pa == pb {
-                    problems.push(format!("ports.{a} and ports.{b} are both {pa}: give each its own port"));
-                }
-            }
+        for p in self.ports.problems() {
+            problems.push(format!("ports.{} {}", p.field, p.message));
         }
         if problems.is_empty() {
             Ok(())
@@ -188,12 +234,19 @@ mod tests {
         let m = Members::from_yaml(EXAMPLE).expect("example is valid");
         assert_eq!(m.group, "edge");
         assert_eq!(m.members.len(), 3);
-        assert_eq!(m.member("edge-1").map(|x| x.address.as_str()), Some("edge-1.edge-peers.web.svc"));
+        assert_eq!(
+            m.member("edge-1").map(|x| x.address.as_str()),
+            Some("edge-1.edge-peers.web.svc")
+        );
         assert_eq!(m.policy_for("/rate"), Policy::Replicate);
         assert_eq!(m.policy_for("scratch"), Policy::Ignore);
         let again = Members::from_yaml(&m.to_yaml().expect("serialise")).expect("reparse");
         assert_eq!(again, m);
-        assert_eq!(m.to_yaml().expect("serialise"), EXAMPLE, "the checked-in example pins the wire format");
+        assert_eq!(
+            m.to_yaml().expect("serialise"),
+            EXAMPLE,
+            "the checked-in example pins the wire format"
+        );
     }
 
     #[test]
@@ -211,7 +264,10 @@ mod tests {
         m.peers_section = "bad name".into();
         let msg = m.validate().expect_err("invalid").to_string();
         assert!(msg.contains("listed twice"), "{msg}");
-        assert!(msg.contains("ports.mesh and ports.admin"), "{msg}");
+        assert!(
+            msg.contains("ports.admin 10000 is also ports.mesh"),
+            "{msg}"
+        );
         assert!(msg.contains("peersSection"), "{msg}");
     }
 
