@@ -588,6 +588,43 @@ fn definitions_haproxy_would_ignore_deselect_the_table() {
     }
 }
 
+#[test]
+fn absurd_array_lengths_make_a_definition_unusable() {
+    // A definition is trusted to size every array of every later update; HAProxy's own
+    // configuration stops at 100 elements, so more is refused before anything is sized by it.
+    for (count, usable) in [
+        (100u64, true),
+        (101, false),
+        (1 << 40, false),
+        (u64::MAX, false),
+    ] {
+        let mut body = BytesMut::from(&[4, 1, b'x', 6, 33][..]);
+        varint::encode(DataType::Gpt.bit(), &mut body);
+        varint::encode(0, &mut body); // expire
+        varint::encode(u64::from(DataType::Gpt.id()), &mut body);
+        varint::encode(count, &mut body);
+        let mut rx = RxState::new();
+        let decoded = rx.decode(&frame(0x0a, 0x82, &body));
+        if usable {
+            assert!(
+                matches!(decoded, Ok(Message::Definition(ref d)) if d.array_len(DataType::Gpt) == Some(count)),
+                "{decoded:?}"
+            );
+        } else {
+            assert_eq!(
+                unusable(&mut RxState::new(), &body),
+                (
+                    4,
+                    DefinitionProblem::ArrayLength {
+                        data_type: DataType::Gpt,
+                        count
+                    }
+                )
+            );
+        }
+    }
+}
+
 /// Decodes a definition that must come back as ignored; its table id and problem.
 fn unusable(rx: &mut RxState, body: &[u8]) -> (u64, DefinitionProblem) {
     match rx.decode(&frame(0x0a, 0x82, body)) {

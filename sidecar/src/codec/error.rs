@@ -89,6 +89,8 @@ pub enum DefinitionProblem {
     ArrayWithoutParams(DataType),
     /// The parameter block of this type is missing, truncated, or names another type.
     BadParamBlock(DataType),
+    /// An array element count over 100, which no HAProxy configuration can produce.
+    ArrayLength { data_type: DataType, count: u64 },
 }
 
 impl fmt::Display for DefinitionProblem {
@@ -108,6 +110,11 @@ impl fmt::Display for DefinitionProblem {
             DefinitionProblem::BadParamBlock(t) => {
                 write!(f, "missing or malformed parameter block for {}", t.name())
             }
+            DefinitionProblem::ArrayLength { data_type, count } => write!(
+                f,
+                "{} has {count} elements; HAProxy allows at most 100",
+                data_type.name()
+            ),
         }
     }
 }

@@ -85,6 +85,11 @@ impl ErrorMessage {
     }
 }
 
+/// HAProxy's configuration accepts `gpt(n)`, `gpc(n)` and `gpc_rate(n,p)` with n up to 100
+/// (§6.1). A definition announcing more did not come from a HAProxy; refusing it keeps a hostile
+/// element count from sizing arrays built from the definition.
+pub const MAX_ARRAY_LEN: u64 = 100;
+
 /// The parameter block a definition carries for a frequency-counter or array type (§4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ParamBlock {
@@ -349,6 +354,14 @@ pub(crate) fn decode_definition(body: &Bytes) -> Result<DefinitionOutcome, Messa
     for t in data_types.known().filter(|t| t.has_param_block()) {
         let block = decode_param_block(&mut cur, t);
         match block {
+            Some(ParamBlock {
+                count: Some(count), ..
+            }) if count > MAX_ARRAY_LEN => {
+                return unusable(DefinitionProblem::ArrayLength {
+                    data_type: t,
+                    count,
+                })
+            }
             Some(b) => params.push(b),
             None => return unusable(DefinitionProblem::BadParamBlock(t)),
         }
