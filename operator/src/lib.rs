@@ -7,11 +7,14 @@
 //! * [`certs`] — certificate inventory, rotation plan (pure) and minting.
 //! * [`controller`] — the kube-runtime glue around render and certs.
 //! * [`error`] — the error type, with a metric label per variant.
+//! * [`metrics`], [`admin`] — Prometheus metrics and the health/metrics HTTP server.
 
+pub mod admin;
 pub mod api;
 pub mod certs;
 pub mod controller;
 pub mod error;
+pub mod metrics;
 pub mod render;
 pub mod text;
 

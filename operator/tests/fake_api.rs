@@ -206,3 +206,51 @@ fn label_selectors() {
     assert!(!selector_matches("app=edge,region=us", &labels));
     assert!(!selector_matches("zone", &labels));
 }
+
+#[tokio::test]
+async fn the_log_records_answers_and_deletes_honour_preconditions() {
+    let api = FakeApi::new();
+    let cms: Api<ConfigMap> = Api::namespaced(api.client(), "web");
+    let pp = PatchParams::apply("haproxy-peers-operator").force();
+    let created = cms
+        .patch("a", &pp, &Patch::Apply(cm("a", "1")))
+        .await
+        .expect("apply creates");
+    cms.patch("a", &pp, &Patch::Apply(cm("a", "2")))
+        .await
+        .expect("apply updates");
+    let statuses: Vec<(String, u16)> = api
+        .requests()
+        .iter()
+        .map(|r| (r.method.to_string(), r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("PATCH".to_string(), 201), ("PATCH".to_string(), 200)],
+        "an apply that creates answers 201 Created, like the API server"
+    );
+
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("uid-of-another-object".into()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let err = cms.delete("a", &stale).await.expect_err("uid differs");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err:?}"
+    );
+    assert!(api.get("/api/v1/namespaces/web/configmaps/a").is_some());
+    let exact = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: created.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    cms.delete("a", &exact).await.expect("uid matches");
+    assert!(api.get("/api/v1/namespaces/web/configmaps/a").is_none());
+    assert_eq!(api.requests().last().map(|r| r.status), Some(200));
+}

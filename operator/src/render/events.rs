@@ -85,7 +85,8 @@ fn event(type_: EventType, reason: &str, note: String) -> EventSpec {
     }
 }
 
-fn truncate(mut note: String) -> String {
+/// Cuts a note to [`MAX_NOTE`] bytes on a char boundary, marking the cut with "...".
+pub fn truncate(mut note: String) -> String {
     if note.len() > MAX_NOTE {
         let mut end = MAX_NOTE - 3;
         while !note.is_char_boundary(end) {

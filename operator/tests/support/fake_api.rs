@@ -43,6 +43,9 @@ pub struct LoggedRequest {
     pub query: String,
     pub content_type: Option<String>,
     pub body: Value,
+    /// The HTTP status answered (0 while the request is in flight; 200 for a watch).
+    pub status: u16,
+    seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +94,7 @@ struct State {
     uid: u64,
     history: Vec<WatchEvent>,
     log: Vec<LoggedRequest>,
+    seq: u64,
     /// (method, path substring, status) failures to inject, each used once.
     failures: Vec<(Method, String, u16)>,
 }
@@ -230,6 +234,22 @@ impl FakeApi {
     }
 
     async fn handle(&self, req: Request<kube::client::Body>) -> Response<BoxBody> {
+        let mut seq = None;
+        let response = self.serve(req, &mut seq).await;
+        if let Some(seq) = seq {
+            let mut st = self.lock();
+            if let Some(entry) = st.log.iter_mut().find(|r| r.seq == seq) {
+                entry.status = response.status().as_u16();
+            }
+        }
+        response
+    }
+
+    async fn serve(
+        &self,
+        req: Request<kube::client::Body>,
+        logged: &mut Option<u64>,
+    ) -> Response<BoxBody> {
         let (parts, body) = req.into_parts();
         let bytes = match body.collect().await {
             Ok(c) => c.to_bytes(),
@@ -259,12 +279,17 @@ impl FakeApi {
         };
         {
             let mut st = self.lock();
+            st.seq += 1;
+            let seq = st.seq;
+            *logged = Some(seq);
             st.log.push(LoggedRequest {
                 method: parts.method.clone(),
                 path: path.clone(),
                 query: query.clone(),
                 content_type: content_type.clone(),
                 body: body.clone(),
+                status: 0,
+                seq,
             });
             if let Some(i) = st
                 .failures
@@ -387,10 +412,33 @@ impl FakeApi {
                 let o = st.write(key, new, !is_status);
                 json_response(200, &o)
             }
-            (Method::DELETE, false) => match self.lock().remove(&key) {
-                Some(o) => json_response(200, &o),
-                None => not_found(&key),
-            },
+            (Method::DELETE, false) => {
+                let mut st = self.lock();
+                let Some(existing) = st.objects.get(&key) else {
+                    return not_found(&key);
+                };
+                // DeleteOptions.preconditions: the object must still be the one the client saw.
+                for (field, wanted) in [
+                    ("uid", &body["preconditions"]["uid"]),
+                    ("resourceVersion", &body["preconditions"]["resourceVersion"]),
+                ] {
+                    let actual = existing["metadata"][field].as_str().unwrap_or_default();
+                    if let Some(wanted) = wanted.as_str().filter(|w| *w != actual) {
+                        return status_response(
+                            409,
+                            "Conflict",
+                            &format!(
+                                "Precondition failed: {field} in precondition: {wanted}, \
+                                 {field} in object meta: {actual}"
+                            ),
+                        );
+                    }
+                }
+                match st.remove(&key) {
+                    Some(o) => json_response(200, &o),
+                    None => not_found(&key),
+                }
+            }
             (m, _) => status_response(405, "MethodNotAllowed", &format!("{m} {path}")),
         }
     }
