@@ -149,8 +149,25 @@ pub fn membership_problem(members: &Members, pod: &str) -> Option<String> {
 }
 
 impl Config {
-    /// Checks every setting; on failure, lists every problem.
+    /// Checks every setting; on failure, lists every problem. This pod must be listed in
+    /// `members.yaml` (what `check-config` reports).
     pub fn from_args(args: &RunArgs) -> Result<Config, ConfigError> {
+        Config::check(args, true)
+    }
+
+    /// As [`Config::from_args`], except that a pod not (yet) listed in `members.yaml` is
+    /// accepted: `run` starts anyway, reports it as a readiness blocker and waits for the
+    /// operator to add the pod (a new pod can start before its ConfigMap has caught up).
+    pub fn for_run(args: &RunArgs) -> Result<Config, ConfigError> {
+        Config::check(args, false)
+    }
+
+    /// Whether this pod is listed in the `members.yaml` read at start-up.
+    pub fn is_member(&self) -> bool {
+        self.members.member(&self.pod_name).is_some()
+    }
+
+    fn check(args: &RunArgs, require_member: bool) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let pod_setting = setting("pod-name", ENV_POD_NAME);
         let pod_name = match args.pod_name.as_deref().map(str::trim) {
@@ -177,7 +194,7 @@ impl Config {
                 None
             }
         };
-        if let (Some(m), Some(pod)) = (&members, &pod_name) {
+        if let (Some(m), Some(pod), true) = (&members, &pod_name, require_member) {
             problems.extend(membership_problem(m, pod));
         }
         let ports = members.as_ref().map(|m| m.ports);
@@ -503,6 +520,18 @@ members:
             "invalid configuration (1 problem):\n  - pod 'edge-7' is not in members.yaml \
              (members: edge-0, edge-1, edge-2): is the pod selected by the PeerGroup's selector?"
         );
+    }
+
+    #[test]
+    fn run_accepts_a_pod_not_yet_listed() {
+        let dir = dir_with(MEMBERS);
+        let c = Config::for_run(&args(dir.path(), Some("edge-7"))).unwrap();
+        assert!(!c.is_member());
+        assert_eq!(c.mesh_listen, "0.0.0.0:10000".parse().unwrap());
+        let c = Config::for_run(&args(dir.path(), Some("edge-2"))).unwrap();
+        assert!(c.is_member());
+        let err = Config::for_run(&args(dir.path(), None)).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
     }
 
     #[test]

@@ -237,15 +237,31 @@ impl Metrics {
     }
 
     pub fn update_in(&self, peer: &str, table: &str) {
-        self.updates_received
-            .get_or_create(&self.peer_table(peer, table))
-            .inc();
+        self.updates_in(peer, table, 1);
     }
 
     pub fn update_out(&self, peer: &str, table: &str) {
+        self.updates_out(peer, table, 1);
+    }
+
+    /// `count` updates of one read batch at once (one label lookup per batch, not per update).
+    pub fn updates_in(&self, peer: &str, table: &str, count: u64) {
+        self.updates_received
+            .get_or_create(&self.peer_table(peer, table))
+            .inc_by(count);
+    }
+
+    /// `count` updates of one write batch at once.
+    pub fn updates_out(&self, peer: &str, table: &str, count: u64) {
         self.updates_sent
             .get_or_create(&self.peer_table(peer, table))
-            .inc();
+            .inc_by(count);
+    }
+
+    /// Drops a peer's lag gauge for `table` (the peer left the group: its pointers no longer
+    /// matter).
+    pub fn forget_lag(&self, peer: &str, table: &str) {
+        self.replication_lag.remove(&self.peer_table(peer, table));
     }
 
     /// Changes to `table` that `peer` has not acknowledged.
@@ -419,7 +435,10 @@ mod tests {
         let m = Metrics::new();
         m.update_out("edge-2", "/t1");
         m.update_out("edge-2", "/t1");
+        m.updates_in("edge-2", "/t1", 5);
         m.replication_lag("edge-2", "/t1", 7);
+        m.replication_lag("edge-3", "/t1", 9);
+        m.forget_lag("edge-3", "/t1");
         m.table_entries("/t1", 40_000);
         m.evictions("/t1", 3);
         m.definition_drift("/t1", 1);
@@ -433,6 +452,7 @@ mod tests {
         let text = m.encode();
         for line in [
             "haproxy_peers_sidecar_updates_sent_total{peer=\"edge-2\",table=\"/t1\"} 2",
+            "haproxy_peers_sidecar_updates_received_total{peer=\"edge-2\",table=\"/t1\"} 5",
             "haproxy_peers_sidecar_replication_lag_updates{peer=\"edge-2\",table=\"/t1\"} 7",
             "haproxy_peers_sidecar_table_entries{table=\"/t1\"} 40000",
             "haproxy_peers_sidecar_evictions_total{table=\"/t1\"} 3",
@@ -447,6 +467,7 @@ mod tests {
         ] {
             assert!(text.contains(&format!("{line}\n")), "{line} missing in\n{text}");
         }
+        assert!(!text.contains("peer=\"edge-3\""), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }

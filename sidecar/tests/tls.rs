@@ -1,13 +1,13 @@
 //! Mutual TLS between sidecars, always with real handshakes over TCP on 127.0.0.1.
 //!
-//! `tls/pki.rs` mints an operator-shaped PKI with rcgen, `tls/volume.rs` lays it out like a
+//! The testkit's `pki` mints an operator-shaped PKI with rcgen, `tls/volume.rs` lays it out like a
 //! kubelet Secret volume, `tls/net.rs` holds the socket plumbing; the other modules are the
 //! scenarios.
 
+use haproxy_peers_testkit::pki;
+
 #[path = "tls/net.rs"]
 mod net;
-#[path = "tls/pki.rs"]
-mod pki;
 #[path = "tls/volume.rs"]
 mod volume;
 

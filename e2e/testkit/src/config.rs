@@ -13,6 +13,25 @@ defaults
     timeout server 5s
 ";
 
+/// The fixtures' lab "STD" store set (shared/fixtures/haproxy-2.6): a broad mix of counters,
+/// rates, a signed id and a 64-bit counter that every key type can store in HAProxy 2.6.
+pub const STD_STORE: &[&str] = &[
+    "server_id",
+    "gpt0",
+    "gpc0",
+    "gpc0_rate(10s)",
+    "conn_cnt",
+    "conn_cur",
+    "conn_rate(10s)",
+    "sess_cnt",
+    "http_req_cnt",
+    "http_req_rate(10s)",
+    "http_err_cnt",
+    "bytes_in_cnt",
+    "bytes_out_rate(10s)",
+    "gpc1",
+];
+
 /// A `peers` section in the `bind` + `server` form (`server <local>` without an address names
 /// the local peer; HAProxy must be started with `-L <local>` or `localpeer <local>`).
 #[derive(Debug, Clone, PartialEq, Eq)]

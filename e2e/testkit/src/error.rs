@@ -40,7 +40,10 @@ pub enum Error {
         log: String,
     },
 
-    #[error("haproxy is not running (it was killed or terminated): call restart() first")]
+    #[error("the sidecar exited during start-up ({status}); its output:\n{log}")]
+    SidecarExited { status: String, log: String },
+
+    #[error("the process is not running (it was killed or terminated): call restart() first")]
     NotRunning,
 
     #[error("{0} needs master-worker mode: start with HaproxyOptions::master_worker(true)")]
@@ -59,6 +62,9 @@ pub enum Error {
 
     #[error("HTTP exchange with {addr} failed: {detail}")]
     Http { addr: String, detail: String },
+
+    #[error("the link between pods {a} and {b} has no relay: start the cluster with ClusterOptions::relayed(true)")]
+    NotRelayed { a: usize, b: usize },
 
     #[error("timed out after {waited:?} waiting for {what}")]
     Timeout { what: String, waited: Duration },

@@ -5,20 +5,20 @@
 //! can be killed together), sends its stdout and stderr to `haproxy.log` there, and waits until
 //! the stats socket answers. Dropping the value kills the whole group, also when a test panics.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 use tempfile::TempDir;
 
 use crate::binary::haproxy_binary;
+use crate::child::{
+    kill_group, spawn_logged, wait_group_gone, wait_started, with_output, NotStarted,
+};
 use crate::error::{Error, Result};
 use crate::runtime::RuntimeApi;
-use crate::wait::{wait_until, POLL_INTERVAL};
+use crate::wait::wait_until;
 
 const CONFIG_FILE: &str = "haproxy.cfg";
 const LOG_FILE: &str = "haproxy.log";
@@ -168,12 +168,8 @@ impl Haproxy {
     /// SIGKILL to the whole process group (master and workers); returns once none of them
     /// runs any more.
     pub fn kill(&mut self) -> Result<()> {
-        let mut child = self.child.take().ok_or(Error::NotRunning)?;
-        let group = Pid::from_child(&child);
-        // ESRCH (already gone) is fine: reaping below is what matters.
-        let _ = kill_process_group(group, Signal::KILL);
-        child.wait().map_err(Error::io("reap killed haproxy"))?;
-        wait_group_gone(group)
+        let child = self.child.take().ok_or(Error::NotRunning)?;
+        kill_group(child, "haproxy")
     }
 
     /// SIGTERM to the started process (the master forwards it to its workers); SIGKILL to the
@@ -240,11 +236,6 @@ impl Haproxy {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(Error::io(format!("open {}", self.log_path().display())))?;
         let mut command = Command::new(&self.binary);
         command.arg("-f").arg(self.config_path());
         if let Some(name) = &self.options.local_peer {
@@ -260,53 +251,37 @@ impl Haproxy {
         }
         command
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.dir())
-            .stdin(Stdio::null())
-            .stdout(clone(&log)?)
-            .stderr(clone(&log)?)
-            .process_group(0);
+            .current_dir(self.dir());
         self.starts += 1;
-        writeln!(
-            log,
-            "--- haproxy-peers-testkit: start {}: {command:?}",
-            self.starts
-        )
-        .map_err(Error::io("write the haproxy log"))?;
-        let child = command
-            .spawn()
-            .map_err(Error::io(format!("spawn {}", self.binary.display())))?;
+        let child = spawn_logged(command, &self.log_path(), self.starts, "haproxy")?;
         self.child = Some(child);
         self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<()> {
-        let timeout = self.options.ready_timeout;
-        let start = std::time::Instant::now();
-        loop {
-            let child = self.child.as_mut().ok_or(Error::NotRunning)?;
-            if let Some(status) = child.try_wait().map_err(Error::io("wait for haproxy"))? {
-                self.child = None;
-                return Err(Error::StartFailed {
-                    status: status.to_string(),
-                    config: self.config_path(),
-                    log: self.log(),
-                });
+        let mut child = self.child.take().ok_or(Error::NotRunning)?;
+        let started = wait_started(&mut child, self.options.ready_timeout, "haproxy", || {
+            self.serving().map(|_| ())
+        })?;
+        match started {
+            Ok(()) => {
+                self.child = Some(child);
+                Ok(())
             }
-            let last_error = match self.serving() {
-                Ok(_) => return Ok(()),
-                Err(err) => err.to_string(),
-            };
-            if start.elapsed() >= timeout {
-                let err = Error::NotReady {
+            Err(NotStarted::Exited(status)) => Err(Error::StartFailed {
+                status: status.to_string(),
+                config: self.config_path(),
+                log: self.log(),
+            }),
+            Err(NotStarted::TimedOut { last_error, waited }) => {
+                let _ = kill_group(child, "haproxy");
+                Err(Error::NotReady {
                     socket: self.stats_socket(),
-                    waited: start.elapsed(),
+                    waited,
                     last_error,
                     log: self.log(),
-                };
-                let _ = self.kill();
-                return Err(err);
+                })
             }
-            std::thread::sleep(POLL_INTERVAL);
         }
     }
 
@@ -320,13 +295,7 @@ impl Haproxy {
     }
 
     fn with_log(&self, err: Error) -> Error {
-        match err {
-            Error::Timeout { what, waited } => Error::Timeout {
-                what: format!("{what}; haproxy output:\n{}", self.log()),
-                waited,
-            },
-            other => other,
-        }
+        with_output(err, "haproxy", &self.log())
     }
 }
 
@@ -336,37 +305,4 @@ impl Drop for Haproxy {
             let _ = self.kill();
         }
     }
-}
-
-/// Waits until no process of the group still runs. Workers are the master's children, not
-/// ours: once killed they are reaped by whoever inherits them, so zombies count as gone.
-fn wait_group_gone(group: Pid) -> Result<()> {
-    let group = group.as_raw_pid();
-    wait_until(
-        &format!("the processes of group {group} to die"),
-        Duration::from_secs(5),
-        || Ok((!group_has_live_process(group)).then_some(())),
-    )
-}
-
-fn group_has_live_process(group: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
-        .any(|stat| {
-            // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            matches!(fields.as_slice(), [state, _ppid, pgrp, ..]
-                if *state != "Z" && *state != "X" && pgrp.parse() == Ok(group))
-        })
-}
-
-fn clone(file: &File) -> Result<File> {
-    file.try_clone()
-        .map_err(Error::io("duplicate the haproxy log handle"))
 }

@@ -23,6 +23,9 @@ pub struct Facts {
     pub haproxy: HaproxyLink,
     pub replica: ReplicaSync,
     pub tls: TlsState,
+    /// Why this pod cannot join the mesh yet (it is not listed in `members.yaml`): the
+    /// sidecar keeps running and waits for the file to change.
+    pub membership: Option<String>,
 }
 
 /// The link with the local HAProxy.
@@ -75,10 +78,15 @@ pub enum TlsState {
 
 /// The blockers for these facts; ready when there are none.
 pub fn evaluate(facts: &Facts) -> Readiness {
-    let blockers = [haproxy(facts), replica(&facts.replica), tls(facts)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let blockers = [
+        membership(facts),
+        haproxy(facts),
+        replica(&facts.replica),
+        tls(facts),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     Readiness::from_blockers(blockers)
 }
 
@@ -196,6 +204,13 @@ fn replica(sync: &ReplicaSync) -> Option<Blocker> {
     Some(Blocker { kind, message })
 }
 
+fn membership(f: &Facts) -> Option<Blocker> {
+    f.membership.as_ref().map(|problem| Blocker {
+        kind: BlockerKind::NotMember,
+        message: format!("{problem}; waiting for members.yaml to list it"),
+    })
+}
+
 fn tls(f: &Facts) -> Option<Blocker> {
     match &f.tls {
         TlsState::Disabled | TlsState::Loaded => None,
@@ -223,6 +238,7 @@ mod tests {
                 from: "edge-1".into(),
             },
             tls: TlsState::Loaded,
+            membership: None,
         }
     }
 
@@ -420,6 +436,21 @@ mod tests {
             b.message,
             "TLS certificate for edge-0 not readable yet: /etc/haproxy-peers/tls/edge-0.crt: No \
              such file or directory"
+        );
+    }
+
+    #[test]
+    fn not_a_member_yet() {
+        let f = Facts {
+            membership: Some("pod 'edge-0' is not in members.yaml (members: edge-1)".into()),
+            ..ready_facts()
+        };
+        let b = only(&f);
+        assert_eq!(b.kind, BlockerKind::NotMember);
+        assert_eq!(
+            b.message,
+            "pod 'edge-0' is not in members.yaml (members: edge-1); waiting for members.yaml to \
+             list it"
         );
     }
 

@@ -415,6 +415,8 @@ pub struct Blocker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockerKind {
+    /// This pod is not listed in `members.yaml` (yet).
+    NotMember,
     /// HAProxy never called the sidecar's loopback listener.
     HaproxyNotConnected,
     /// HAProxy's peers listener refused us or answered 503: its local peer name is wrong.
@@ -434,6 +436,7 @@ pub enum BlockerKind {
 impl BlockerKind {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::NotMember => "not_member",
             Self::HaproxyNotConnected => "haproxy_not_connected",
             Self::HaproxyPeerName => "haproxy_peer_name",
             Self::HaproxyDisconnected => "haproxy_disconnected",
@@ -488,6 +491,7 @@ mod tests {
     #[test]
     fn display_names_match_json_names() {
         for k in [
+            BlockerKind::NotMember,
             BlockerKind::HaproxyNotConnected,
             BlockerKind::HaproxyPeerName,
             BlockerKind::HaproxyDisconnected,

@@ -13,8 +13,13 @@ use std::collections::VecDeque;
 pub struct Pointers {
     /// Last sequence examined for this peer (sent, or skipped by the relay rules).
     pub pushed: u64,
-    /// Last sequence the peer acknowledged; a new session resumes after it.
+    /// Last sequence the peer acknowledged, or skipped after everything sent was
+    /// acknowledged; a new session resumes after it.
     pub acked: u64,
+    /// Last sequence actually sent. Records after it that the relay rules skipped need no
+    /// ack: once the peer acknowledges `sent`, `acked` moves to `pushed` (otherwise a table
+    /// whose newest changes came from that peer would show a lag that never ends).
+    pub sent: u64,
 }
 
 /// Wire update ids are the low 32 bits of the sequence number.

@@ -382,7 +382,8 @@ fn pointers_resume_from_acks_and_map_wire_ids_across_the_wrap() {
         r.pointer(x, t),
         Pointers {
             pushed: 4,
-            acked: 3
+            acked: 3,
+            sent: 4,
         }
     );
     // A new session: everything after the ack again, nothing before.
@@ -591,4 +592,35 @@ fn pointer_views_show_lag() {
         (v[0].peer.as_str(), v[0].pushed, v[0].acked, v[0].lag),
         ("x", 3, 1, 2)
     );
+}
+
+#[test]
+fn changes_the_relay_rules_skip_need_no_ack() {
+    let (mut r, t, x, _) = setup();
+    // Two local changes, then two that came from x itself: x is sent the first two only.
+    for n in 1..=2u8 {
+        r.apply(t, &upd(ip(n), vec![]), Link::Local, 0).unwrap();
+    }
+    for n in 3..=4u8 {
+        r.apply(t, &upd(ip(n), vec![]), x, 0).unwrap();
+    }
+    let sent = r.updates_for(x, t, 10, 0);
+    assert_eq!(sent.updates.len(), 2);
+    assert_eq!(r.pointers_view()[0].lag, 4);
+    // The ack of the last update sent covers the skipped tail: no lag is left.
+    r.ack(x, t, sent.updates[1].update.update_id);
+    let p = r.pointer(x, t);
+    assert_eq!((p.pushed, p.acked, p.sent), (4, 4, 2));
+    assert_eq!(r.pointers_view()[0].lag, 0);
+    // More changes from x while nothing is in flight: skipped and acknowledged at once.
+    r.apply(t, &upd(ip(5), vec![]), x, 0).unwrap();
+    assert!(r.updates_for(x, t, 10, 0).updates.is_empty());
+    assert_eq!(r.pointer(x, t).acked, 5);
+    // A local change is in flight until acked; a new session resends it, nothing else.
+    r.apply(t, &upd(ip(6), vec![]), Link::Local, 0).unwrap();
+    r.apply(t, &upd(ip(7), vec![]), x, 0).unwrap();
+    assert_eq!(r.updates_for(x, t, 10, 0).updates.len(), 1);
+    assert_eq!(r.pointer(x, t).acked, 5);
+    r.begin_session(x);
+    assert_eq!(pushed_keys(&mut r, x, t, 0), [ip(6)]);
 }

@@ -101,7 +101,15 @@ impl Table {
         let batch = self.walk(after, budget, false, now, dict, |origin| {
             Link::relays(origin, to)
         });
-        self.pointer_mut(to).pushed = batch.last;
+        let p = self.pointer_mut(to);
+        p.pushed = batch.last;
+        if let Some(last) = batch.updates.last() {
+            p.sent = last.seq;
+        }
+        if p.acked >= p.sent {
+            // Nothing in flight: what was skipped is as good as acknowledged.
+            p.acked = p.pushed;
+        }
         batch
     }
 
@@ -132,12 +140,13 @@ impl Table {
     pub(crate) fn rewind(&mut self, link: Link) {
         let p = self.pointer_mut(link);
         p.pushed = p.acked;
+        p.sent = p.sent.min(p.acked);
     }
 
     pub(crate) fn ack(&mut self, link: Link, wire: u32) -> Option<u64> {
         let p = self.pointer_mut(link);
         let seq = map_ack(wire, p.pushed, p.acked)?;
-        p.acked = seq;
+        p.acked = if seq >= p.sent { p.pushed } else { seq };
         Some(seq)
     }
 
@@ -146,6 +155,7 @@ impl Table {
         let p = self.pointer_mut(link);
         p.pushed = p.pushed.max(upto);
         p.acked = p.acked.max(upto);
+        p.sent = p.sent.max(upto);
     }
 
     pub(crate) fn build_view_update(&self, rec: &[u32], now: u64, dict: &Interner) -> Update {

@@ -112,6 +112,7 @@ pub fn not_ready_facts() -> Facts {
         tls: TlsState::NotLoaded {
             reason: "/etc/haproxy-peers/tls/edge-0.crt: No such file or directory".into(),
         },
+        membership: None,
     }
 }
 

@@ -3,23 +3,8 @@
 
 use super::*;
 
-/// The "STD" store set of the fixtures' lab.
-pub(crate) const STD: &[&str] = &[
-    "server_id",
-    "gpt0",
-    "gpc0",
-    "gpc0_rate(10s)",
-    "conn_cnt",
-    "conn_cur",
-    "conn_rate(10s)",
-    "sess_cnt",
-    "http_req_cnt",
-    "http_req_rate(10s)",
-    "http_err_cnt",
-    "bytes_in_cnt",
-    "bytes_out_rate(10s)",
-    "gpc1",
-];
+/// The fixtures' lab "STD" store set (one definition, in the testkit).
+pub(crate) use haproxy_peers_testkit::config::STD_STORE as STD;
 
 /// Every non-array type 2.6 knows (2.6 refuses `gpt`/`gpc` next to `gpt0`/`gpc0`/`gpc1`).
 pub(crate) const ALL_SCALARS: &[&str] = &[

@@ -1,4 +1,10 @@
-//! A throw-away PKI shaped like the operator's: P-256 CAs and leaves named like a PeerGroup's pods.
+//! A throw-away PKI shaped like the operator's: P-256 CAs and leaves named like a PeerGroup's
+//! pods (the four DNS SANs of [`sans`], EKU server + client), and the Secret's file layout.
+//!
+//! Minting panics on failure: rcgen only fails here on a programming error, and every caller is
+//! a test.
+
+use std::path::Path;
 
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -25,6 +31,7 @@ pub fn dial_name(pod: &str) -> String {
     format!("{pod}.{GROUP}-peers.{NAMESPACE}.svc")
 }
 
+#[derive(Debug)]
 pub struct Ca {
     params: CertificateParams,
     key: KeyPair,
@@ -32,6 +39,7 @@ pub struct Ca {
     pub der: CertificateDer<'static>,
 }
 
+#[derive(Debug, Clone)]
 pub struct Leaf {
     pub cert_pem: String,
     pub key_pem: String,
@@ -111,4 +119,13 @@ pub fn secret(bundle: &[&Ca], leaves: &[(&str, &Leaf)]) -> Vec<(String, Vec<u8>)
         files.push((format!("{pod}.key"), leaf.key_pem.clone().into_bytes()));
     }
     files
+}
+
+/// Writes `files` (from [`secret`]) flat into `dir`, as a mounted Secret without the kubelet's
+/// `..data` indirection.
+pub fn write_secret(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes)?;
+    }
+    Ok(())
 }
