@@ -7,11 +7,12 @@ mod support;
 
 use std::time::Duration;
 
+use haproxy_peers_members::{Policy, TablePolicy};
 use haproxy_peers_sidecar::admin::views::{
     Direction, LastStatus, PeerRole, ReplicaSync, SessionState, Value,
 };
 use haproxy_peers_testkit::Haproxy;
-use support::{gpc0, ready_pair, Group, Pair};
+use support::{gpc0, gpc0_in, ready_pair, Group, Pair};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -102,4 +103,48 @@ fn pair(tls: bool) {
     let received =
         a.metric("haproxy_peers_sidecar_updates_received_total{peer=\"edge-1\",table=\"be\"}");
     assert!(received.is_some_and(|n| n >= 1.0), "{received:?}");
+}
+
+/// A table whose PeerGroup policy is `ignore` stays between each HAProxy and its own sidecar:
+/// never pushed, taught or accepted between members, while the other tables replicate.
+#[test]
+fn tables_with_policy_ignore_stay_in_their_pod() {
+    let mut group = Group::new(&["edge-0", "edge-1"], &[], true, 2);
+    group.members.tables = vec![TablePolicy {
+        name: "scratch".into(),
+        policy: Policy::Ignore,
+    }];
+    group.write_members();
+    let Pair { a, b, hap_a, hap_b } = ready_pair(&group, WAIT);
+
+    // Written first, so that if it were replicated it would be on its way before `be`'s entry.
+    hap_a
+        .runtime()
+        .set_table("scratch", "10.9.9.9", &[("gpc0", 5)])
+        .unwrap();
+    hap_a
+        .runtime()
+        .set_table("be", "10.0.0.1", &[("gpc0", 7)])
+        .unwrap();
+    wait_gpc0(&hap_b, "B", "10.0.0.1", 7);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(gpc0_in(&hap_a, "scratch", "10.9.9.9"), Some(5));
+    assert_eq!(
+        gpc0_in(&hap_b, "scratch", "10.9.9.9"),
+        None,
+        "an ignored table crossed the mesh"
+    );
+    // A's own replica has it (it can teach its HAProxy after a restart); nothing went to B.
+    let (status, body) = a.get("/tables/scratch?key=10.9.9.9&format=json");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = b.get("/tables/scratch?key=10.9.9.9&format=json");
+    assert_eq!(status, 404, "B's replica must not hold A's scratch entry");
+    let member = a.peer("edge-1");
+    assert!(
+        member
+            .tables
+            .iter()
+            .all(|t| t.table != "scratch" || t.pushed == 0),
+        "{member:#?}"
+    );
 }

@@ -7,10 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use haproxy_peers_members::Members;
+use bytes::Bytes;
+use haproxy_peers_members::{Members, Policy};
 
 use crate::admin::views::{PeerRole, SessionState};
 use crate::config::{load_members, membership_problem};
+use crate::store::MeshPolicy;
 
 use super::dial;
 use super::peers::Peer;
@@ -72,6 +74,7 @@ pub(crate) fn apply(shared: &Arc<Shared>, core: &mut Core, new: Members) {
     let now = shared.clock.now();
     let metrics = &shared.metrics;
     let old = std::mem::replace(&mut core.roster, new);
+    core.replica.set_mesh_policy(mesh_policy(&core.roster));
     let roster = &core.roster;
     if old.generation != roster.generation {
         tracing::info!(
@@ -154,4 +157,16 @@ pub(crate) fn apply(shared: &Arc<Shared>, core: &mut Core, new: Members) {
         }
     }
     core.coordinate(now);
+}
+
+/// members.yaml's table policies in the replica's terms.
+fn mesh_policy(roster: &Members) -> MeshPolicy {
+    MeshPolicy {
+        ignore_by_default: roster.default_policy == Policy::Ignore,
+        tables: roster
+            .tables
+            .iter()
+            .map(|t| (Bytes::from(t.name.clone()), t.policy == Policy::Ignore))
+            .collect(),
+    }
 }

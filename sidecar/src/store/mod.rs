@@ -52,7 +52,8 @@ pub use freq::read_rate;
 pub use link::{Link, PeerId, LOCAL_LABEL};
 pub use relay::{map_ack, wire_id, Pointers};
 pub use replica::{
-    Applied, ApplyError, DefineError, Defined, Replica, ReplicaConfig, TableIdx, MAX_TABLES,
+    Applied, ApplyError, DefineError, Defined, MeshPolicy, Replica, ReplicaConfig, TableIdx,
+    MAX_TABLES,
 };
 pub use schema::{KeyError, SchemaError, MAX_ARRAY_LEN, MAX_KEY_LEN};
 pub use snapshot::{EntryView, FieldView, PointerView, ReplicaSummary, TableView};

@@ -80,6 +80,10 @@ pub enum ApplyError {
     Key(KeyError),
     #[error("the table has no room left")]
     Full,
+    #[error(
+        "the PeerGroup's policy for this table is `ignore`: it is not replicated between members"
+    )]
+    PolicyIgnored,
 }
 
 /// Why a definition was refused.
@@ -115,6 +119,17 @@ pub struct Replica {
     pub(crate) peers: PeerNames,
     pub(crate) dict: Interner,
     complete: bool,
+    /// Which tables the group keeps out of the mesh (members.yaml table policies).
+    policy: MeshPolicy,
+}
+
+/// members.yaml's table policies, as the replica applies them: per wire name, or the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeshPolicy {
+    /// Tables without an entry of their own are ignored (`defaultPolicy: ignore`).
+    pub ignore_by_default: bool,
+    /// Wire name -> ignored.
+    pub tables: HashMap<Bytes, bool>,
 }
 
 impl Replica {
@@ -290,9 +305,29 @@ impl Replica {
         self.tables()
             .filter(|&t| match to {
                 Link::Local => self.defined_by(t, Link::Local).is_some(),
-                Link::Peer(_) => self.compat(t, to) != Some(Compat::KeyMismatch),
+                Link::Peer(_) => {
+                    self.compat(t, to) != Some(Compat::KeyMismatch) && !self.is_ignored(t)
+                }
             })
             .collect()
+    }
+
+    /// Sets which tables the group's policy keeps out of the mesh (members.yaml `policy:
+    /// ignore`). Ignored tables still go between this sidecar and its own HAProxy; they are never
+    /// sent to, taught to, or accepted from another member.
+    pub fn set_mesh_policy(&mut self, policy: MeshPolicy) {
+        self.policy = policy;
+    }
+
+    /// Table `t` is kept out of the mesh by policy.
+    pub fn is_ignored(&self, t: TableIdx) -> bool {
+        self.tables.get(t.index()).is_some_and(|table| {
+            self.policy
+                .tables
+                .get(&table.name)
+                .copied()
+                .unwrap_or(self.policy.ignore_by_default)
+        })
     }
 
     /// Writes an update received from `origin` into table `t` at `now` (last writer wins by
@@ -305,6 +340,9 @@ impl Replica {
         origin: Link,
         now: u64,
     ) -> Result<Applied, ApplyError> {
+        if matches!(origin, Link::Peer(_)) && self.is_ignored(t) {
+            return Err(ApplyError::PolicyIgnored);
+        }
         let (config, dict) = (&self.config, &mut self.dict);
         let table = self
             .tables

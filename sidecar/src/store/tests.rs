@@ -192,6 +192,53 @@ fn relay_rules_and_last_writer_wins() {
 }
 
 #[test]
+fn tables_the_group_ignores_stay_between_a_sidecar_and_its_haproxy() {
+    let (mut r, t, x, _) = setup();
+    let u = r
+        .define(&def("u", KeyType::Ipv4, 4, T), Link::Local)
+        .unwrap()
+        .table;
+    let g = |n| vec![(DataType::Gpc0, Value::Uint(n))];
+    let policy = |default, tables: &[(&str, bool)]| MeshPolicy {
+        ignore_by_default: default,
+        tables: tables
+            .iter()
+            .map(|(n, i)| (Bytes::copy_from_slice(n.as_bytes()), *i))
+            .collect(),
+    };
+    r.set_mesh_policy(policy(false, &[("t", true)]));
+    assert!(r.is_ignored(t) && !r.is_ignored(u));
+    assert_eq!(
+        r.relay_tables(x),
+        [u],
+        "an ignored table is never pushed or taught to a member"
+    );
+    assert_eq!(
+        r.relay_tables(Link::Local),
+        [t, u],
+        "HAProxy still gets its own tables"
+    );
+    r.apply(t, &upd(ip(1), g(1)), Link::Local, 1).unwrap();
+    assert_eq!(
+        gpc0(&r, &ip(1), 1),
+        Some(1),
+        "the local HAProxy's writes are kept"
+    );
+    assert_eq!(
+        r.apply(t, &upd(ip(2), g(2)), x, 1),
+        Err(ApplyError::PolicyIgnored),
+        "a member that still replicates it is refused"
+    );
+    assert_eq!(gpc0(&r, &ip(2), 1), None);
+    r.apply(u, &upd(ip(2), g(2)), x, 1).unwrap();
+    // `defaultPolicy: ignore` with one table listed as replicated.
+    r.set_mesh_policy(policy(true, &[("u", false)]));
+    assert_eq!(r.relay_tables(x), [u]);
+    r.set_mesh_policy(MeshPolicy::default());
+    assert_eq!(r.relay_tables(x), [t, u]);
+}
+
+#[test]
 fn conn_cur_is_never_taken_from_a_remote() {
     let mut r = Replica::new(ReplicaConfig::default());
     let t = r

@@ -292,6 +292,7 @@ pub fn haproxy(pod_env: &str, addrs: &Addrs) -> Haproxy {
          server {SIDECAR_PEER_NAME} {}\n\n\
          backend be\n    stick-table type ip size 100k expire 60s store gpc0,http_req_rate(10s) \
          peers {SECTION}\n\n\
+         backend scratch\n    stick-table type ip size 1k expire 60s store gpc0 peers {SECTION}\n\n\
          frontend fe\n    bind {http}\n    http-request track-sc0 src table be\n    \
          http-request return status 200\n",
         addrs.haproxy, addrs.local
@@ -301,8 +302,13 @@ pub fn haproxy(pod_env: &str, addrs: &Addrs) -> Haproxy {
 
 /// `gpc0` of `key` in HAProxy's table `be`.
 pub fn gpc0(h: &Haproxy, key: &str) -> Option<u64> {
+    gpc0_in(h, "be", key)
+}
+
+/// `gpc0` of `key` in HAProxy's table `table`.
+pub fn gpc0_in(h: &Haproxy, table: &str, key: &str) -> Option<u64> {
     h.runtime()
-        .show_table("be")
+        .show_table(table)
         .ok()?
         .entry(key)
         .and_then(|e| e.u64("gpc0"))
