@@ -1,0 +1,178 @@
+//! `hp-e2e-probe`: runs inside a pod's (or the client's) network namespace, started by the
+//! harness with `ip netns exec`, and prints JSON on stdout.
+//!
+//! * `admin <addr>`: the sidecar's `/readyz`, `/peers` and `/tables` (`AdminSnapshot`).
+//! * `connect <addr> --timeout-ms T`: whether a TCP connection opens (`Reach`).
+//! * `http <addr> --count N --header 'name: value'…`: N requests (`HttpTally`).
+//! * `traffic <host:port>… --per-second N --clients C --sessions S`: steady traffic until killed,
+//!   one `HttpTally` line per second (the demo's load), half of it from one heavy client.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use haproxy_peers_e2e::haproxy_cfg::{CLIENT_HEADER, SESSION_HEADER};
+use haproxy_peers_e2e::probe::{connect, read_admin, send_requests, HttpTally};
+
+#[derive(Debug, Parser)]
+#[command(about = "Reads and drives a pod from inside its network namespace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read the sidecar admin API at ADDR.
+    Admin { addr: SocketAddr },
+    /// Open (and close) a TCP connection to ADDR within a timeout.
+    Connect {
+        addr: SocketAddr,
+        #[arg(long, default_value = "1000")]
+        timeout_ms: u64,
+    },
+    /// Send requests to ADDR.
+    Http {
+        addr: SocketAddr,
+        #[arg(long, default_value = "1")]
+        count: u64,
+        /// `name: value`, repeatable.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+    },
+    /// Send steady traffic to every TARGET until killed.
+    Traffic {
+        /// `host:port`, resolved at every request.
+        #[arg(required = true)]
+        targets: Vec<String>,
+        #[arg(long, default_value = "20")]
+        per_second: u64,
+        /// Distinct `x-client` values (rate-table keys); `client-0` sends half of the requests.
+        #[arg(long, default_value = "5")]
+        clients: u64,
+        /// Distinct `x-session` values (sticky-table keys).
+        #[arg(long, default_value = "8")]
+        sessions: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Admin { addr } => print(&read_admin(addr)),
+        Command::Connect { addr, timeout_ms } => {
+            print(&connect(addr, Duration::from_millis(timeout_ms)))
+        }
+        Command::Http {
+            addr,
+            count,
+            headers,
+        } => {
+            let mut parsed = Vec::new();
+            for h in &headers {
+                let Some((name, value)) = h.split_once(':') else {
+                    eprintln!("hp-e2e-probe: --header {h:?} is not `name: value`");
+                    return ExitCode::from(2);
+                };
+                parsed.push((name.trim().to_string(), value.trim().to_string()));
+            }
+            print(&send_requests(addr, count, &parsed))
+        }
+        Command::Traffic {
+            targets,
+            per_second,
+            clients,
+            sessions,
+        } => traffic(targets, per_second.max(1), clients.max(1), sessions.max(1)),
+    }
+}
+
+fn print<T: serde::Serialize>(value: &T) -> ExitCode {
+    match serde_json::to_string(value) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hp-e2e-probe: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Request `k`'s client: every other request is `client-0`'s (the heavy hitter a rate limit
+/// is for), the rest spread over the others.
+fn client(k: u64, clients: u64) -> u64 {
+    if clients < 2 || k.is_multiple_of(2) {
+        0
+    } else {
+        1 + (k / 2) % (clients - 1)
+    }
+}
+
+/// One thread per target, so that a target that does not answer (a pod being replaced) does
+/// not slow the others; each prints its own tally every second.
+fn traffic(targets: Vec<String>, per_second: u64, clients: u64, sessions: u64) -> ExitCode {
+    let count = u64::try_from(targets.len()).unwrap_or(1).max(1);
+    let rate = (per_second / count).max(1);
+    let threads: Vec<_> = targets
+        .into_iter()
+        .zip(0..)
+        .map(|(target, index)| {
+            std::thread::spawn(move || loop {
+                target_second(&target, index, count, rate, clients, sessions);
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    ExitCode::FAILURE
+}
+
+/// One second of traffic to `target`, resolved at every request (a replaced pod's name points
+/// to its new address as soon as the hosts file says so).
+fn target_second(target: &str, index: u64, count: u64, rate: u64, clients: u64, sessions: u64) {
+    thread_local! {
+        static K: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    let second = Instant::now();
+    let gap = Duration::from_secs(1) / u32::try_from(rate).unwrap_or(u32::MAX);
+    let mut tally = HttpTally::default();
+    for _ in 0..rate {
+        let k = K.with(|c| {
+            let k = c.get();
+            c.set(k + 1);
+            k
+        });
+        let headers = [
+            (
+                CLIENT_HEADER.to_string(),
+                format!("client-{}", client(k, clients)),
+            ),
+            (
+                SESSION_HEADER.to_string(),
+                format!("session-{}", (k * count + index) % sessions),
+            ),
+        ];
+        match resolve(target) {
+            Ok(addr) => tally.merge(&send_requests(addr, 1, &headers)),
+            Err(e) => tally.record(Err(e)),
+        }
+        std::thread::sleep(gap.saturating_sub(Duration::from_millis(1)));
+    }
+    print(&tally);
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
+}
+
+/// `host:port` to an address, through the namespace's hosts file.
+fn resolve(target: &str) -> haproxy_peers_testkit::Result<SocketAddr> {
+    target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| haproxy_peers_testkit::Error::Http {
+            addr: target.to_string(),
+            detail: "cannot resolve".into(),
+        })
+}

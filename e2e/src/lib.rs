@@ -1,0 +1,30 @@
+//! The end-to-end suite's harness: pods as network namespaces, each a real HAProxy and a real
+//! sidecar, configured from the operator's own render.
+//!
+//! * [`netns`]: namespaces on a private bridge, per-namespace hosts files (the pods' DNS), link
+//!   cuts, cleanup and the sweeper of leftovers.
+//! * [`control`]: the operator's reconcile (certificates and render) without Kubernetes.
+//! * [`fleet`]: the pods, their files and processes, and every operation the failure table
+//!   needs (kill, restart, reload, replace with a new IP, scale, rotate certificates).
+//! * [`probe`]: what the harness reads inside a namespace (sidecar admin API, HTTP traffic),
+//!   through the `hp-e2e-probe` binary.
+//! * [`view`]: the demo's live view.
+
+pub mod binaries;
+pub mod control;
+pub mod demo;
+mod error;
+pub mod fleet;
+pub mod haproxy_cfg;
+pub mod ip;
+pub mod netns;
+pub mod probe;
+pub mod proc;
+pub mod projection;
+pub mod view;
+mod wait;
+
+pub use binaries::Binaries;
+pub use error::{Error, Result};
+pub use fleet::{Fleet, FleetOptions, Pod};
+pub use wait::poll;
