@@ -339,13 +339,20 @@ fn netns_pids(netns: &str) -> Result<Vec<u32>> {
 
 /// SIGKILL to every process of the namespace until none is left, then deletes it and its
 /// `/etc/netns` directory. A namespace that no longer exists is not an error.
+/// Deletes a namespace and its `/etc/netns` directory. Idempotent: several test processes may
+/// sweep the same leftovers of a crashed run at once, so "already gone" is success.
 fn delete_netns(netns: &str) -> Result<()> {
-    if Path::new(NETNS_DIR).join(netns).exists() {
+    let file = Path::new(NETNS_DIR).join(netns);
+    if file.exists() {
         poll(
             &format!("the processes of namespace {netns} to die"),
             Duration::from_secs(10),
             || {
-                let pids = netns_pids(netns)?;
+                let pids = match netns_pids(netns) {
+                    Ok(pids) => pids,
+                    Err(_) if !file.exists() => Vec::new(),
+                    Err(e) => return Err(e),
+                };
                 for pid in &pids {
                     if let Some(pid) = i32::try_from(*pid).ok().and_then(Pid::from_raw) {
                         let _ = kill_process(pid, Signal::KILL);
@@ -354,11 +361,18 @@ fn delete_netns(netns: &str) -> Result<()> {
                 Ok(pids.is_empty().then_some(()))
             },
         )?;
-        ip(&["netns", "del", netns])?;
+        if let Err(e) = ip(&["netns", "del", netns]) {
+            if file.exists() {
+                return Err(e);
+            }
+        }
     }
     let etc = etc_dir(netns);
-    if etc.exists() {
-        std::fs::remove_dir_all(&etc).map_err(Error::io(format!("remove {}", etc.display())))?;
+    match std::fs::remove_dir_all(&etc) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(format!("remove {}", etc.display()))(e));
+        }
+        _ => {}
     }
     Ok(())
 }
