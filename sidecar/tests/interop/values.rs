@@ -45,24 +45,16 @@ pub(crate) fn sample_value(def: &TableDefinition, t: DataType, seed: u32) -> Val
 }
 
 /// What HAProxy displays for a rate received as `fc`, `since_receipt_ms` after receipt
-/// (peers-protocol.md §6.3).
+/// (peers-protocol.md §6.3), by the replica's own formula: so this suite also checks
+/// `store::read_rate` against a real HAProxy. The age is 32-bit wrapping arithmetic as in
+/// HAProxy, which makes a small negative offset a slightly younger counter.
 pub(crate) fn displayed_rate(fc: FreqCounter, period: u64, since_receipt_ms: i64) -> u64 {
-    let period = period as i64;
-    let mut remain = period - i64::from(fc.elapsed) - since_receipt_ms;
-    let (mut curr, mut prev) = (i64::from(fc.curr), i64::from(fc.prev));
-    if remain < 0 {
-        if remain + period >= 0 {
-            prev = curr;
-        } else {
-            prev = 0;
-        }
-        curr = 0;
-        remain += period;
-    }
-    if curr == 0 && prev <= 1 {
-        return prev as u64;
-    }
-    ((prev * remain + curr * period) / period) as u64
+    let offset = since_receipt_ms as i32 as u32;
+    let aged = FreqCounter {
+        elapsed: fc.elapsed.wrapping_add(offset),
+        ..fc
+    };
+    u64::from(haproxy_peers_sidecar::store::read_rate(aged, period))
 }
 
 /// Checks that `entry` shows exactly what `update` carried. `elapsed_ms` bounds the time between
