@@ -203,6 +203,7 @@ mod tests {
                     entries: 7,
                     max_entries: 1_000_000,
                     evictions: 0,
+                    stale_rejected: 0,
                     drift: Vec::new(),
                 }],
             }),

@@ -89,6 +89,7 @@ pub struct Metrics {
     replication_lag: Family<PeerTable, Gauge>,
     table_entries: Family<TableLabel, Gauge>,
     evictions: Family<TableLabel, Counter>,
+    stale_rejected: Family<TableLabel, Counter>,
     definition_drift: Family<TableLabel, Gauge>,
     resyncs: Family<ResyncLabels, Counter>,
     heartbeats: Family<HeartbeatLabels, Counter>,
@@ -117,6 +118,7 @@ impl Metrics {
             replication_lag: Family::default(),
             table_entries: Family::default(),
             evictions: Family::default(),
+            stale_rejected: Family::default(),
             definition_drift: Family::default(),
             resyncs: Family::default(),
             heartbeats: Family::default(),
@@ -158,6 +160,12 @@ impl Metrics {
             "evictions",
             "Entries evicted because a table reached --max-entries-per-table",
             m.evictions.clone(),
+        );
+        registry.register(
+            "stale_rejected",
+            "Updates from members refused because the entry here was written later (the newer \
+             entry was sent back to them)",
+            m.stale_rejected.clone(),
         );
         registry.register(
             "table_definition_drift_peers",
@@ -279,6 +287,12 @@ impl Metrics {
 
     pub fn evictions(&self, table: &str, count: u64) {
         self.evictions
+            .get_or_create(&self.table(table))
+            .inc_by(count);
+    }
+
+    pub fn stale_rejected(&self, table: &str, count: u64) {
+        self.stale_rejected
             .get_or_create(&self.table(table))
             .inc_by(count);
     }
@@ -441,6 +455,7 @@ mod tests {
         m.forget_lag("edge-3", "/t1");
         m.table_entries("/t1", 40_000);
         m.evictions("/t1", 3);
+        m.stale_rejected("/t1", 2);
         m.definition_drift("/t1", 1);
         m.resync("edge-2", SyncKind::Learned, SyncOutcome::Partial);
         m.heartbeat("edge-2", Direction::Outbound);
@@ -456,6 +471,7 @@ mod tests {
             "haproxy_peers_sidecar_replication_lag_updates{peer=\"edge-2\",table=\"/t1\"} 7",
             "haproxy_peers_sidecar_table_entries{table=\"/t1\"} 40000",
             "haproxy_peers_sidecar_evictions_total{table=\"/t1\"} 3",
+            "haproxy_peers_sidecar_stale_rejected_total{table=\"/t1\"} 2",
             "haproxy_peers_sidecar_table_definition_drift_peers{table=\"/t1\"} 1",
             "haproxy_peers_sidecar_resyncs_total{peer=\"edge-2\",kind=\"learned\",outcome=\"partial\"} 1",
             "haproxy_peers_sidecar_heartbeats_total{peer=\"edge-2\",direction=\"tx\"} 1",

@@ -338,7 +338,8 @@ fn lesson_is_taught_confirmed_and_pushes_wait_for_the_confirm() {
     let after: Vec<&Update> = updates(&b.received[before..]);
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].key, ip(7));
-    assert_eq!(after[0].expire_ms, None);
+    // A normal push to a member carries its write time: written at 3, sent at 4.
+    assert_eq!(after[0].expire_ms, Some(59_999));
     assert_eq!(gpc0(&b.store, 7, 4), Some(700));
     // The confirm moved a's pointer over the lesson: a reconnect does not resend it.
     a.reconnect(Role::Mesh, "b", 10);

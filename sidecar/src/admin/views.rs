@@ -281,6 +281,10 @@ pub struct TableSummary {
     /// The memory bound (`--max-entries-per-table`).
     pub max_entries: u64,
     pub evictions: u64,
+    /// Updates from members refused because the entry here was written later (the newer
+    /// entry was sent back).
+    #[serde(default)]
+    pub stale_rejected: u64,
     /// Peers whose definition of this table differs from this one.
     pub drift: Vec<DriftView>,
 }

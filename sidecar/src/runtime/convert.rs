@@ -60,6 +60,7 @@ pub(crate) fn summary(t: &store::TableView, policy: TablePolicy, max_entries: u6
         entries: t.entries as u64,
         max_entries,
         evictions: t.stats.evictions,
+        stale_rejected: t.stats.stale_rejected,
         drift: t
             .drift
             .iter()

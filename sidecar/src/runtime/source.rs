@@ -24,13 +24,14 @@ use super::convert;
 pub(crate) struct Source {
     shared: Arc<Shared>,
     tls: Option<Arc<TlsReloader>>,
-    /// Counter values already passed to the metrics (evictions per table, TLS reloads).
+    /// Counter values already passed to the metrics (table counters, TLS reloads).
     seen: Mutex<Seen>,
 }
 
 #[derive(Default)]
 struct Seen {
     evictions: HashMap<String, u64>,
+    stale_rejected: HashMap<String, u64>,
     tls_published: u64,
     tls_rejected: u64,
 }
@@ -228,10 +229,13 @@ impl AdminSource for Source {
         for t in core.replica.tables_view() {
             metrics.table_entries(&t.name, t.entries as u64);
             metrics.definition_drift(&t.name, t.drift.len() as u64);
-            let before = seen.evictions.insert(t.name.clone(), t.stats.evictions);
-            let new = t.stats.evictions.saturating_sub(before.unwrap_or(0));
+            let new = news(&mut seen.evictions, &t.name, t.stats.evictions);
             if new > 0 {
                 metrics.evictions(&t.name, new);
+            }
+            let new = news(&mut seen.stale_rejected, &t.name, t.stats.stale_rejected);
+            if new > 0 {
+                metrics.stale_rejected(&t.name, new);
             }
         }
         // Pointers of members that left stay in the replica (a returning member resumes from
@@ -247,4 +251,10 @@ impl AdminSource for Source {
             metrics.replication_lag(peer, &p.table, p.lag);
         }
     }
+}
+
+/// How much a table's counter grew since the last call.
+fn news(seen: &mut HashMap<String, u64>, table: &str, value: u64) -> u64 {
+    let before = seen.insert(table.to_owned(), value);
+    value.saturating_sub(before.unwrap_or(0))
 }

@@ -37,12 +37,22 @@ impl Link {
     }
 
     pub(crate) fn from_word(word: u32) -> Link {
-        match u16::try_from(word) {
+        match u16::try_from(word & !TO_EVERY_LINK) {
             Ok(0) | Err(_) => Link::Local,
             Ok(n) => Link::Peer(PeerId(n)),
         }
     }
+
+    /// [`Link::relays`] for the origin word of a record, which may carry [`TO_EVERY_LINK`].
+    pub(crate) fn relays_word(word: u32, to: Link) -> bool {
+        word & TO_EVERY_LINK != 0 || Link::relays(Link::from_word(word), to)
+    }
 }
+
+/// Flag in a record's origin word: the entry won a conflict and was re-sent before the local
+/// HAProxy had been sent it, so it goes to every link, the local HAProxy included (its origin
+/// reads as the local HAProxy). See `Table::resend`.
+pub(crate) const TO_EVERY_LINK: u32 = 1 << 31;
 
 /// Label used for the local HAProxy in views and logs.
 pub const LOCAL_LABEL: &str = "local haproxy";
@@ -102,6 +112,9 @@ mod tests {
         assert!(!Link::relays(x, y));
         for l in [Link::Local, x, y] {
             assert_eq!(Link::from_word(l.word()), l);
+            assert_eq!(Link::from_word(l.word() | TO_EVERY_LINK), l);
+            assert!(Link::relays_word(TO_EVERY_LINK, l));
+            assert_eq!(Link::relays_word(x.word(), l), Link::relays(x, l));
         }
         assert_eq!(names.label(x), "x");
         assert_eq!(names.label(Link::Local), LOCAL_LABEL);

@@ -4,9 +4,11 @@
 //! Design (docs/sidecar.md "The replica"):
 //! * [`Replica::define`] records each source's definition; the local HAProxy's is the schema
 //!   (before one exists, the first remote's). Differences are kept as [`DriftReport`]s.
-//! * [`Replica::apply`] writes an update: last writer wins by arrival (§7.9), frequency
-//!   counters re-based on the local clock (§6.3), expiry per §7.10. A write that changes nothing
-//!   keeps its sequence number and is relayed nowhere.
+//! * [`Replica::apply`] writes an update: last writer wins by write time (a record's deadline
+//!   is its write time plus the table's expire, so deadlines compare write times; a stale
+//!   update from a member is refused and the newer entry sent back), frequency counters
+//!   re-based on the local clock (§6.3), expiry per §7.10. A write that changes nothing keeps
+//!   its sequence number and is relayed nowhere.
 //! * Every change takes the table's next sequence number; [`Replica::updates_for`] walks the
 //!   changes after a peer's pointer under the relay rules ([`Link::relays`]),
 //!   [`Replica::lesson_batch`] walks everything. Wire update ids are the low 32 bits of the
@@ -43,6 +45,8 @@ mod table;
 mod values;
 mod walk;
 
+#[cfg(test)]
+mod conflict_tests;
 #[cfg(test)]
 mod tests;
 

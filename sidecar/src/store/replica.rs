@@ -65,10 +65,13 @@ pub struct Applied {
     pub changed: bool,
     /// The entry is new.
     pub created: bool,
-    /// The entry's new sequence number, when it changed.
+    /// The entry's new sequence number, when it changed or was queued again.
     pub seq: Option<u64>,
     /// Another entry was evicted to make room.
     pub evicted: bool,
+    /// The update was refused as stale: the entry here was written later and differs. It was
+    /// queued again (new `seq`) for every member, so that the sender gets the newer value.
+    pub rejected: bool,
 }
 
 /// Why a write was refused.
@@ -330,9 +333,12 @@ impl Replica {
         })
     }
 
-    /// Writes an update received from `origin` into table `t` at `now` (last writer wins by
-    /// arrival, §7.9). A write that changes nothing keeps the entry's sequence number and
-    /// origin, so it is relayed nowhere.
+    /// Writes an update received from `origin` into table `t` at `now`. Last writer wins by
+    /// write time (docs/sidecar.md "Conflicts"): the local HAProxy's writes are always taken; a
+    /// member's update written before the entry's last write here, with other values, is
+    /// refused ([`Applied::rejected`]) and the entry sent back to every member. Tables without
+    /// expire have no write times: arrival order (§7.9). A write that changes nothing keeps the
+    /// entry's sequence number and origin, so it is relayed nowhere.
     pub fn apply(
         &mut self,
         t: TableIdx,

@@ -14,7 +14,7 @@ use super::arena::Arena;
 use super::dict::Interner;
 use super::drift::Difference;
 use super::expiry::{Expiry, NEVER};
-use super::link::Link;
+use super::link::{Link, TO_EVERY_LINK};
 use super::relay::{Pointers, RelayLog};
 use super::schema::{Schema, DEADLINE_AT, ORIGIN_AT, SEQ_AT};
 use super::values::{self, WriteRules};
@@ -33,6 +33,9 @@ pub struct TableStats {
     pub expired: u64,
     /// Entries dropped because a new authoritative definition changed the key.
     pub dropped_on_redefine: u64,
+    /// Updates from members refused because the entry here was written later (the entry was
+    /// sent back to every member instead).
+    pub stale_rejected: u64,
 }
 
 fn u64_at(rec: &[u32], at: usize) -> u64 {
@@ -55,8 +58,12 @@ pub(crate) fn deadline_of(rec: &[u32]) -> u64 {
     u64_at(rec, DEADLINE_AT)
 }
 
+pub(crate) fn origin_word(rec: &[u32]) -> u32 {
+    rec.get(ORIGIN_AT).copied().unwrap_or(0)
+}
+
 pub(crate) fn origin_of(rec: &[u32]) -> Link {
-    Link::from_word(rec.get(ORIGIN_AT).copied().unwrap_or(0))
+    Link::from_word(origin_word(rec))
 }
 
 #[derive(Debug)]
@@ -79,6 +86,8 @@ pub(crate) struct Table {
     pub(super) pointers: BTreeMap<Link, Pointers>,
     pub(crate) stats: TableStats,
     scratch: Vec<u32>,
+    /// A record copy: a stale update is written here to learn whether its values differ.
+    probe: Vec<u32>,
 }
 
 impl Table {
@@ -99,6 +108,7 @@ impl Table {
             pointers: BTreeMap::new(),
             stats: TableStats::default(),
             scratch: Vec::new(),
+            probe: Vec::new(),
         }
     }
 
@@ -134,17 +144,36 @@ impl Table {
         arena.get(slot).is_some_and(|r| seq_of(r) == seq)
     }
 
-    fn deadline_for(&self, expire: Option<u32>, now: u64) -> u64 {
-        if self.schema.expire_ms == 0 {
+    /// The table's expire in `source`'s last definition (ours if it sent none).
+    fn expire_of(&self, source: Link) -> u64 {
+        self.sources
+            .iter()
+            .find(|(l, _)| *l == source)
+            .map_or(self.schema.expire_ms, |(_, d)| d.expire_ms.unwrap_or(0))
+    }
+
+    /// The deadline of an update from `origin` at `now`: its write time plus our expire, so that
+    /// every record's deadline minus the table's expire is the time of its last write on our
+    /// clock, and comparing deadlines compares write times (docs/sidecar.md "Conflicts").
+    fn deadline_for(&self, expire: Option<u32>, origin: Link, now: u64) -> u64 {
+        let ours = self.schema.expire_ms;
+        if ours == 0 {
             // §7.10: a table without expire keeps entries whatever is received.
             return NEVER;
         }
+        let written_now = now.saturating_add(ours);
         match expire {
-            // 0x85/0x86: the remaining lifetime as received (2.6 does not cap it). A lifetime of
-            // 0 comes from a table without expire on the sender: use ours.
-            Some(ms) if ms > 0 => now.saturating_add(u64::from(ms)),
-            // 0x80/0x81: a refresh with our own expire.
-            _ => now.saturating_add(self.schema.expire_ms),
+            // 0x85/0x86: written `theirs - remaining` ago (not capped, like 2.6, when the
+            // remaining exceeds the sender's expire). A lifetime of 0 comes from a table
+            // without expire on the sender: no write time, written now.
+            Some(ms) if ms > 0 => match self.expire_of(origin) {
+                0 => written_now,
+                theirs => written_now
+                    .saturating_add(u64::from(ms))
+                    .saturating_sub(theirs),
+            },
+            // 0x80/0x81: written now.
+            _ => written_now,
         }
     }
 
@@ -176,7 +205,7 @@ impl Table {
             .encode_key(&update.key, key)
             .map_err(ApplyError::Key)?;
         self.stats.writes = self.stats.writes.saturating_add(1);
-        let deadline = self.deadline_for(update.expire_ms, now);
+        let deadline = self.deadline_for(update.expire_ms, origin, now);
         let mut rules = WriteRules {
             origin,
             now,
@@ -188,8 +217,25 @@ impl Table {
             let Some(rec) = self.arena.get_mut(slot) else {
                 return Err(ApplyError::Full);
             };
-            let changed = values::write(schema, rec, &update.values, &mut rules);
             let old = deadline_of(rec);
+            // Last writer wins by write time: a member's update written before the entry's
+            // last write here is stale. The local HAProxy already applied its own writes, so
+            // they always are taken. A member's updates come in the order it made them: one
+            // that follows its own earlier one is newer, whatever transit jitter did to the
+            // write times. Without expire there is no write time: arrival order.
+            let stale = matches!(origin, Link::Peer(_))
+                && origin_word(rec) != origin.word()
+                && old != NEVER
+                && deadline < old;
+            if stale {
+                self.probe.clear();
+                self.probe.extend_from_slice(rec);
+                if !values::write(schema, &mut self.probe, &update.values, &mut rules) {
+                    return Ok(Applied::default());
+                }
+                return Ok(self.resend(slot));
+            }
+            let changed = values::write(schema, rec, &update.values, &mut rules);
             let moved = if old == NEVER || deadline == NEVER {
                 old != deadline
             } else {
@@ -198,13 +244,17 @@ impl Table {
             if !changed && !moved {
                 return Ok(Applied::default());
             }
-            let seq = self.bump(slot, origin, moved.then_some(deadline));
+            // A new value always takes its write time; a pure refresh only beyond the tolerance.
+            let seq = self.bump(slot, origin.word(), Some(deadline));
             return Ok(Applied {
                 changed: true,
-                created: false,
                 seq: Some(seq),
-                evicted: false,
+                ..Applied::default()
             });
+        }
+        if deadline <= now {
+            // Written longer ago than our expire (a member with a longer one): already expired.
+            return Ok(Applied::default());
         }
         let evicted = self.live >= config.max_entries_per_table.max(1) && self.evict_one();
         let slot = self.arena.alloc().ok_or(ApplyError::Full)?;
@@ -226,17 +276,48 @@ impl Table {
             )
         });
         self.live = self.live.saturating_add(1);
-        let seq = self.bump(slot, origin, Some(deadline));
+        let seq = self.bump(slot, origin.word(), Some(deadline));
         Ok(Applied {
             changed: true,
             created: true,
             seq: Some(seq),
             evicted,
+            rejected: false,
         })
     }
 
-    /// Gives the entry the next sequence number (moving it to the end of the relay order).
-    fn bump(&mut self, slot: u32, origin: Link, deadline: Option<u64>) -> u64 {
+    /// A member sent a stale value for the entry in `slot`: refuse it (the caller still acks
+    /// it) and queue the entry again so that the sender, and every other member, get the newer
+    /// value with its write time. They take it and do not send it back (it is not stale there;
+    /// a member holding a still newer write re-sends that one, so re-sends only climb towards
+    /// the latest write and end). The new origin is the local HAProxy, whose changes the relay
+    /// rules send to every member: as if HAProxy had written it again, which is what the entry
+    /// says. The local HAProxy itself is skipped when it was already sent this value (its own
+    /// write, or its pointer is past the entry's last change); otherwise the entry is marked
+    /// [`TO_EVERY_LINK`] so that it still gets it.
+    fn resend(&mut self, slot: u32) -> Applied {
+        self.stats.stale_rejected = self.stats.stale_rejected.saturating_add(1);
+        let Some(rec) = self.arena.get(slot) else {
+            return Applied::default();
+        };
+        let (word, last) = (origin_word(rec), seq_of(rec));
+        let haproxy_has_it = word == Link::Local.word() || self.pointer(Link::Local).pushed >= last;
+        let word = if haproxy_has_it {
+            Link::Local.word()
+        } else {
+            Link::Local.word() | TO_EVERY_LINK
+        };
+        let seq = self.bump(slot, word, None);
+        Applied {
+            seq: Some(seq),
+            rejected: true,
+            ..Applied::default()
+        }
+    }
+
+    /// Gives the entry the next sequence number (moving it to the end of the relay order),
+    /// records its origin word and, if given, its new deadline.
+    fn bump(&mut self, slot: u32, origin: u32, deadline: Option<u64>) -> u64 {
         let seq = self.next_seq;
         self.next_seq = seq.saturating_add(1);
         self.stats.changes = self.stats.changes.saturating_add(1);
@@ -246,11 +327,18 @@ impl Table {
         let old = seq_of(rec);
         set_u64(rec, SEQ_AT, seq);
         if let Some(w) = rec.get_mut(ORIGIN_AT) {
-            *w = origin.word();
+            *w = origin;
         }
         if let Some(d) = deadline {
+            let before = deadline_of(rec);
             set_u64(rec, DEADLINE_AT, d);
-            self.expiry.add(slot, d);
+            // The slot's reference in its bucket stays good while the deadline stays there.
+            if old == 0
+                || before == NEVER
+                || self.expiry.bucket_of(before) != self.expiry.bucket_of(d)
+            {
+                self.expiry.add(slot, d);
+            }
         }
         if old != 0 {
             self.log.stale_one();
@@ -361,8 +449,21 @@ impl Table {
 
     /// Switches to a new schema (a new authoritative definition). Entries keep their values
     /// for the data types both store when the key is the same; otherwise they cannot be
-    /// converted and are dropped (returned count).
+    /// converted and are dropped (returned count). A new expire moves every deadline by the
+    /// difference, so that deadlines stay write time + expire.
     pub(crate) fn redefine(&mut self, schema: Schema) -> usize {
+        let (old_expire, new_expire) = (self.schema.expire_ms, schema.expire_ms);
+        if old_expire > 0 && new_expire > 0 && old_expire != new_expire {
+            for slot in 0..self.arena.high() {
+                if let Some(rec) = self.arena.get_mut(slot) {
+                    let d = deadline_of(rec);
+                    if seq_of(rec) != 0 && d != NEVER {
+                        let d = d.saturating_add(new_expire).saturating_sub(old_expire);
+                        set_u64(rec, DEADLINE_AT, d);
+                    }
+                }
+            }
+        }
         let same_key = self.schema.same_key(&schema.def);
         let dropped = if same_key {
             let old = &self.schema;

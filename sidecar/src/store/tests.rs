@@ -38,11 +38,11 @@ pub(crate) fn def(
     }
 }
 
-fn ip(n: u8) -> Key {
+pub(super) fn ip(n: u8) -> Key {
     Key::Ipv4(Ipv4Addr::new(10, 0, 0, n))
 }
 
-fn upd(key: Key, values: Vec<(DataType, Value)>) -> Update {
+pub(super) fn upd(key: Key, values: Vec<(DataType, Value)>) -> Update {
     Update {
         table_id: 42,
         update_id: 1,
@@ -62,7 +62,7 @@ fn rate(elapsed: u32, curr: u32, prev: u32) -> Value {
     })
 }
 
-const T: &[DataType] = &[DataType::Gpc0, DataType::HttpReqRate];
+pub(super) const T: &[DataType] = &[DataType::Gpc0, DataType::HttpReqRate];
 
 fn setup() -> (Replica, TableIdx, Link, Link) {
     let mut r = Replica::new(ReplicaConfig::default());
@@ -173,7 +173,7 @@ fn relay_rules_and_last_writer_wins() {
     assert_eq!(pushed_keys(&mut r, x, t, 2), [ip(1)]);
     assert_eq!(pushed_keys(&mut r, y, t, 2), [ip(1)]);
     assert_eq!(pushed_keys(&mut r, Link::Local, t, 2), [ip(2), ip(3)]);
-    // Conflict: x then the local HAProxy write the same key; the last arrival wins and the
+    // Conflict: x then the local HAProxy write the same key; the later write wins and the
     // entry moves to the end of the relay order with its new origin.
     r.apply(t, &upd(ip(2), g(20)), Link::Local, 3).unwrap();
     assert_eq!(gpc0(&r, &ip(2), 3), Some(20));

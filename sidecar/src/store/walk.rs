@@ -9,7 +9,7 @@ use super::dict::Interner;
 use super::expiry::NEVER;
 use super::link::Link;
 use super::relay::{map_ack, wire_id, Pointers};
-use super::table::{deadline_of, origin_of, seq_of, Table};
+use super::table::{deadline_of, origin_word, seq_of, Table};
 use super::values;
 
 /// An update to send, with the sequence number it stands for.
@@ -50,8 +50,8 @@ impl Table {
         }
     }
 
-    /// Walks the log after `after`: live, unexpired entries accepted by `want(origin)`, as
-    /// updates (timed: with remaining lifetime), at most `budget` of them.
+    /// Walks the log after `after`: live, unexpired entries accepted by `want(origin word)`,
+    /// as updates (timed: with remaining lifetime), at most `budget` of them.
     fn walk(
         &self,
         after: u64,
@@ -59,7 +59,7 @@ impl Table {
         timed: bool,
         now: u64,
         dict: &Interner,
-        want: impl Fn(Link) -> bool,
+        want: impl Fn(u32) -> bool,
     ) -> Batch {
         let mut batch = Batch {
             last: after,
@@ -77,7 +77,7 @@ impl Table {
             let Some(rec) = self.arena.get(slot) else {
                 continue;
             };
-            if seq_of(rec) != seq || !want(origin_of(rec)) || deadline_of(rec) <= now {
+            if seq_of(rec) != seq || !want(origin_word(rec)) || deadline_of(rec) <= now {
                 continue;
             }
             batch.updates.push(Outgoing {
@@ -89,7 +89,9 @@ impl Table {
     }
 
     /// Normal pushes to `to`: entries changed since its pointer that the relay rules send
-    /// there; advances the pointer over everything examined.
+    /// there; advances the pointer over everything examined. Pushes to a member are timed when
+    /// the table has an expire: the remaining lifetime tells it when the entry was written
+    /// (conflicts are decided on write times). The local HAProxy gets them untimed, as always.
     pub(crate) fn push_batch(
         &mut self,
         to: Link,
@@ -98,8 +100,9 @@ impl Table {
         dict: &Interner,
     ) -> Batch {
         let after = self.pointer(to).pushed;
-        let batch = self.walk(after, budget, false, now, dict, |origin| {
-            Link::relays(origin, to)
+        let timed = matches!(to, Link::Peer(_)) && self.schema.expire_ms > 0;
+        let batch = self.walk(after, budget, timed, now, dict, |word| {
+            Link::relays_word(word, to)
         });
         let p = self.pointer_mut(to);
         p.pushed = batch.last;

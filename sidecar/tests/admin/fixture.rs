@@ -272,6 +272,7 @@ pub fn tables_view() -> TablesView {
                 entries: 40000,
                 max_entries: 1_000_000,
                 evictions: 0,
+                stale_rejected: 0,
                 drift: vec![],
             },
             TableSummary {
@@ -291,6 +292,7 @@ pub fn tables_view() -> TablesView {
                 entries: 2,
                 max_entries: 1_000_000,
                 evictions: 3,
+                stale_rejected: 5,
                 drift: vec![DriftView {
                     peer: "edge-1".into(),
                     detail: "expire 30000 ms here, 10000 ms there".into(),

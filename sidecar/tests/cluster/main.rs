@@ -18,5 +18,6 @@ mod garbage;
 mod haproxy_restart;
 mod impostors;
 mod network_cut;
+mod partition_heal;
 mod replicate;
 mod sidecar_restart;
