@@ -8,6 +8,8 @@
 //!   needs (kill, restart, reload, replace with a new IP, scale, rotate certificates).
 //! * [`probe`]: what the harness reads inside a namespace (sidecar admin API, HTTP traffic),
 //!   through the `hp-e2e-probe` binary.
+//! * [`workload`]: traffic during a scenario, and [`ledger`]: what it wrote, so that a test can
+//!   assert that nothing was lost.
 //! * [`view`]: the demo's live view.
 
 pub mod binaries;
@@ -17,12 +19,14 @@ mod error;
 pub mod fleet;
 pub mod haproxy_cfg;
 pub mod ip;
+pub mod ledger;
 pub mod netns;
 pub mod probe;
 pub mod proc;
 pub mod projection;
 pub mod view;
 mod wait;
+pub mod workload;
 
 pub use binaries::Binaries;
 pub use error::{Error, Result};
