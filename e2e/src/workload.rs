@@ -317,7 +317,10 @@ impl LaneCtx {
         let mut batch: u64 = 0;
         while self.step(BATCH_PAUSE, |target| {
             batch += 1;
-            let revisit = batch.is_multiple_of(3).then(|| self.pick_revisit(batch)).flatten();
+            let revisit = batch
+                .is_multiple_of(3)
+                .then(|| self.pick_revisit(batch))
+                .flatten();
             let session = revisit
                 .clone()
                 .unwrap_or_else(|| format!("s-{}-{batch}", self.pod));

@@ -12,4 +12,5 @@
 mod support;
 
 mod crashes;
+mod partition;
 mod reload;
