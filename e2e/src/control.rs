@@ -31,6 +31,10 @@ pub struct GroupOptions {
     pub resync_timeout: String,
     /// `spec.tables`: wire name and `replicate` / `ignore`.
     pub tables: Vec<(String, String)>,
+    /// More `spec.tls` fields, e.g. `("caLifetime", "45d")`: certificate lifetimes short enough
+    /// that a CA rotation fits between a past operator clock and the real one. Empty: the
+    /// CRD's defaults.
+    pub tls_policy: Vec<(String, String)>,
 }
 
 /// One pod as render sees it.
@@ -180,6 +184,11 @@ fn peer_group_yaml(options: &GroupOptions) -> String {
     } else {
         format!("  tables:\n{tables}")
     };
+    let tls_policy: String = options
+        .tls_policy
+        .iter()
+        .map(|(field, value)| format!("    {field}: {value}\n"))
+        .collect();
     format!(
         "apiVersion: haproxy-peers.io/v1alpha1
 kind: PeerGroup
@@ -194,7 +203,7 @@ spec:
       {APP_LABEL}: {STATEFUL_SET}
   tls:
     enabled: {tls}
-  resyncTimeout: {resync}
+{tls_policy}  resyncTimeout: {resync}
 {tables}",
         tls = options.tls,
         resync = options.resync_timeout,
@@ -253,6 +262,7 @@ mod tests {
             tls: true,
             resync_timeout: "5s".into(),
             tables: vec![("be_rate".into(), "replicate".into())],
+            tls_policy: Vec::new(),
         }
     }
 
@@ -308,6 +318,23 @@ mod tests {
         let later_tls = later.tls.unwrap();
         assert_eq!(later_tls["ca.crt"], tls["ca.crt"]);
         assert_ne!(later_tls["edge-0.crt"], tls["edge-0.crt"]);
+    }
+
+    #[test]
+    fn tls_policy_fields_reach_the_certificates() {
+        let mut options = options();
+        options.tls_policy = vec![
+            ("caLifetime".into(), "45d".into()),
+            ("caRenewBefore".into(), "20d".into()),
+        ];
+        let mut cp = ControlPlane::new(&options).unwrap();
+        cp.reconcile(&pods(1), SystemTime::now()).unwrap();
+        let ca = cp.inventory().signing().unwrap();
+        // Minted with a minute of backdating (certs::NOT_BEFORE_BACKDATE).
+        assert_eq!(
+            ca.not_after.duration_since(ca.not_before).unwrap(),
+            Duration::from_secs(45 * 86_400 + 60)
+        );
     }
 
     #[test]

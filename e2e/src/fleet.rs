@@ -70,6 +70,7 @@ impl FleetOptions {
                     (RATE_TABLE.into(), "replicate".into()),
                     (STICKY_TABLE.into(), "replicate".into()),
                 ],
+                tls_policy: Vec::new(),
             },
             now: SystemTime::now(),
             rate_limit: 1_000,
@@ -475,6 +476,13 @@ impl Fleet {
         self.pod_mut(name)?.set_host(host);
         self.reconcile()?;
         self.start_pod(name)
+    }
+
+    /// A namespace on the fleet's switch that is no pod (an intruder, a stranger): not a
+    /// member, no processes; every reconcile rewrites its hosts file as the pods'. It goes
+    /// with the fleet.
+    pub fn add_host(&mut self, name: &str) -> Result<Host> {
+        self.net.add(name)
     }
 
     /// Cuts the pod off the switch (its processes keep running).

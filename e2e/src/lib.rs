@@ -10,6 +10,9 @@
 //!   through the `hp-e2e-probe` binary.
 //! * [`workload`]: traffic during a scenario, and [`ledger`]: what it wrote, so that a test can
 //!   assert that nothing was lost.
+//! * [`sessions`] and [`metrics`]: the sidecars' `/peers` and `/metrics` as a scenario checks
+//!   them (no session replaced, an error counted by kind).
+//! * [`intruder`]: a namespace that calls the mesh with certificates of its choosing.
 //! * [`view`]: the demo's live view.
 
 pub mod binaries;
@@ -18,12 +21,15 @@ pub mod demo;
 mod error;
 pub mod fleet;
 pub mod haproxy_cfg;
+pub mod intruder;
 pub mod ip;
 pub mod ledger;
+pub mod metrics;
 pub mod netns;
 pub mod probe;
 pub mod proc;
 pub mod projection;
+pub mod sessions;
 pub mod view;
 mod wait;
 pub mod workload;

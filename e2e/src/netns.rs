@@ -230,6 +230,13 @@ impl Network {
         Ok(())
     }
 
+    /// Rewrites one namespace's hosts file (in place) with localhost and `entries`: a pod whose
+    /// DNS answers differently from the others' (until the next [`Network::set_hosts`]).
+    pub fn set_hosts_of(&self, name: &str, entries: &[(Ipv4Addr, Vec<String>)]) -> Result<()> {
+        let host = self.host(name)?;
+        write_in_place(&etc_dir(&host.netns).join("hosts"), &hosts_text(entries))
+    }
+
     /// Takes the host's link to the switch down: nothing reaches it, it reaches nothing.
     pub fn cut(&self, name: &str) -> Result<()> {
         self.set_link(name, "down")

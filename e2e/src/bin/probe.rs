@@ -6,6 +6,11 @@
 //! * `http <addr> --count N --header 'name: value'…`: N requests (`HttpTally`).
 //! * `traffic <host:port>… --per-second N --clients C --sessions S`: steady traffic until killed,
 //!   one `HttpTally` line per second (the demo's load), half of it from one heavy client.
+//! * `metrics <addr>`: the sidecar's `/metrics` text, as a JSON string.
+//! * `tls-call <addr> --tls-dir D --name N --server-name S --callee C --caller K`: an intruder's
+//!   call to a mesh port with the pair of `N` in `D`, claiming `K` (`CallOutcome`).
+//! * `tls-serve <addr> --tls-dir D --name N`: an intruder's listener presenting the pair of `N`,
+//!   one `ServeEvent` line per connection, until killed.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -13,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use haproxy_peers_e2e::haproxy_cfg::{CLIENT_HEADER, SESSION_HEADER};
+use haproxy_peers_e2e::intruder::{self, REFUSAL_BOUND};
 use haproxy_peers_e2e::probe::{connect, read_admin, send_requests, HttpTally};
+use haproxy_peers_testkit::http_get;
 
 #[derive(Debug, Parser)]
 #[command(about = "Reads and drives a pod from inside its network namespace")]
@@ -55,6 +62,38 @@ enum Command {
         #[arg(long, default_value = "8")]
         sessions: u64,
     },
+    /// Read the sidecar's /metrics at ADDR.
+    Metrics { addr: SocketAddr },
+    /// Call a mesh port at ADDR over TLS with chosen credentials and hello.
+    TlsCall {
+        addr: SocketAddr,
+        #[command(flatten)]
+        held: Held,
+        /// The name the server's certificate is checked against.
+        #[arg(long)]
+        server_name: String,
+        /// Line 2 of the hello: the peer called.
+        #[arg(long)]
+        callee: String,
+        /// Line 3 of the hello: the peer name claimed.
+        #[arg(long)]
+        caller: String,
+    },
+    /// Listen on ADDR and answer every connection with TLS presenting chosen credentials.
+    TlsServe {
+        addr: SocketAddr,
+        #[command(flatten)]
+        held: Held,
+    },
+}
+
+/// A pair in the Secret's layout: `<dir>/ca.crt`, `<dir>/<name>.crt`, `<dir>/<name>.key`.
+#[derive(Debug, clap::Args)]
+struct Held {
+    #[arg(long)]
+    tls_dir: std::path::PathBuf,
+    #[arg(long)]
+    name: String,
 }
 
 fn main() -> ExitCode {
@@ -84,7 +123,52 @@ fn main() -> ExitCode {
             clients,
             sessions,
         } => traffic(targets, per_second.max(1), clients.max(1), sessions.max(1)),
+        Command::Metrics { addr } => match http_get(addr, "/metrics", &[]) {
+            Ok(r) if r.status == 200 => print(&String::from_utf8_lossy(&r.body)),
+            Ok(r) => fail(&format!("/metrics answered {}", r.status)),
+            Err(e) => fail(&format!("/metrics: {e}")),
+        },
+        Command::TlsCall {
+            addr,
+            held,
+            server_name,
+            callee,
+            caller,
+        } => {
+            let configs = match intruder::load_configs(&held.tls_dir, &held.name) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let hello = match intruder::hello(&callee, &caller) {
+                Ok(h) => h,
+                Err(e) => return fail(&e),
+            };
+            print(&intruder::call(
+                addr,
+                &configs,
+                &server_name,
+                &hello,
+                REFUSAL_BOUND,
+            ))
+        }
+        Command::TlsServe { addr, held } => {
+            let configs = match intruder::load_configs(&held.tls_dir, &held.name) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            match intruder::serve(addr, &configs, REFUSAL_BOUND, |event| {
+                print(event);
+            }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("listen on {addr}: {e}")),
+            }
+        }
     }
+}
+
+fn fail(why: &str) -> ExitCode {
+    eprintln!("hp-e2e-probe: {why}");
+    ExitCode::FAILURE
 }
 
 fn print<T: serde::Serialize>(value: &T) -> ExitCode {

@@ -12,5 +12,7 @@
 mod support;
 
 mod crashes;
+mod identity;
 mod partition;
 mod reload;
+mod rotation;
