@@ -13,14 +13,20 @@
 //! * [`sessions`] and [`metrics`]: the sidecars' `/peers` and `/metrics` as a scenario checks
 //!   them (no session replaced, an error counted by kind).
 //! * [`intruder`]: a namespace that calls the mesh with certificates of its choosing.
+//! * [`holds`]: what a node must already hold while the traffic goes on, and a graceful drain;
+//!   [`first_ready`]: what a new pod's HAProxy held at its first Ready; [`hostile`]: bytes a
+//!   hostile client sends to a pod's ports.
 //! * [`view`]: the demo's live view.
 
 pub mod binaries;
 pub mod control;
 pub mod demo;
 mod error;
+pub mod first_ready;
 pub mod fleet;
 pub mod haproxy_cfg;
+pub mod holds;
+pub mod hostile;
 pub mod intruder;
 pub mod ip;
 pub mod ledger;

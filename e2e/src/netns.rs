@@ -301,6 +301,12 @@ fn files_prefix(run: &str) -> String {
     format!("{FILES_PREFIX}{run}-")
 }
 
+/// The file `ip netns` binds the namespace to; a namespace created again under the same name is
+/// bound to it anew (another inode).
+pub fn netns_file(netns: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(netns)
+}
+
 fn etc_dir(netns: &str) -> PathBuf {
     Path::new(ETC_NETNS).join(netns)
 }
@@ -349,7 +355,7 @@ fn netns_pids(netns: &str) -> Result<Vec<u32>> {
 /// Deletes a namespace and its `/etc/netns` directory. Idempotent: several test processes may
 /// sweep the same leftovers of a crashed run at once, so "already gone" is success.
 fn delete_netns(netns: &str) -> Result<()> {
-    let file = Path::new(NETNS_DIR).join(netns);
+    let file = netns_file(netns);
     if file.exists() {
         poll(
             &format!("the processes of namespace {netns} to die"),

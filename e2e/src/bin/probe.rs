@@ -11,15 +11,23 @@
 //!   call to a mesh port with the pair of `N` in `D`, claiming `K` (`CallOutcome`).
 //! * `tls-serve <addr> --tls-dir D --name N`: an intruder's listener presenting the pair of `N`,
 //!   one `ServeEvent` line per connection, until killed.
+//! * `first-ready <admin addr> --stats SOCKET --table T…`: `/readyz` every few milliseconds
+//!   until the first `200`, then `show table` of each table (`FirstReady`).
+//! * `send <addr> --payload P [--tls-dir D --member M --server-name S]`: hostile bytes, optionally
+//!   inside mutual TLS as member M, read until the far end ends the connection (`Sent`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use haproxy_peers_e2e::first_ready;
 use haproxy_peers_e2e::haproxy_cfg::{CLIENT_HEADER, SESSION_HEADER};
+use haproxy_peers_e2e::hostile::{self, Payload, TlsCaller};
 use haproxy_peers_e2e::intruder::{self, REFUSAL_BOUND};
 use haproxy_peers_e2e::probe::{connect, read_admin, send_requests, HttpTally};
+use haproxy_peers_sidecar::tls::{TlsConfigs, TlsMaterial};
 use haproxy_peers_testkit::http_get;
 
 #[derive(Debug, Parser)]
@@ -84,6 +92,38 @@ enum Command {
         addr: SocketAddr,
         #[command(flatten)]
         held: Held,
+    },
+    /// Watch the sidecar admin API at ADMIN until the first `/readyz` 200, then read tables.
+    FirstReady {
+        admin: SocketAddr,
+        /// The pod's HAProxy stats socket.
+        #[arg(long)]
+        stats: PathBuf,
+        /// A table to read at the first 200, repeatable.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        #[arg(long, default_value = "60000")]
+        timeout_ms: u64,
+    },
+    /// Send hostile bytes to ADDR and read until the far end ends the connection.
+    Send {
+        addr: SocketAddr,
+        #[arg(long, value_enum)]
+        payload: Payload,
+        /// The peer name a hello addresses (the callee pod).
+        #[arg(long, default_value = "edge-0")]
+        callee: String,
+        /// Open mutual TLS first with member MEMBER's certificate from this Secret volume.
+        #[arg(long, requires_all = ["member", "server_name"])]
+        tls_dir: Option<PathBuf>,
+        #[arg(long)]
+        member: Option<String>,
+        /// The name the callee's certificate must hold.
+        #[arg(long)]
+        server_name: Option<String>,
+        /// Give up (and report it) if the far end keeps the connection this long.
+        #[arg(long, default_value = "30000")]
+        bound_ms: u64,
     },
 }
 
@@ -163,12 +203,80 @@ fn main() -> ExitCode {
                 Err(e) => fail(&format!("listen on {addr}: {e}")),
             }
         }
+        Command::FirstReady {
+            admin,
+            stats,
+            tables,
+            timeout_ms,
+        } => print(&first_ready::watch(
+            admin,
+            &stats,
+            &tables,
+            Duration::from_millis(timeout_ms),
+        )),
+        Command::Send {
+            addr,
+            payload,
+            callee,
+            tls_dir,
+            member,
+            server_name,
+            bound_ms,
+        } => {
+            let tls = match (tls_dir, member, server_name) {
+                (Some(dir), Some(member), Some(server_name)) => {
+                    match TlsMaterial::load(&dir, &member).and_then(|m| TlsConfigs::build(&m)) {
+                        Ok(configs) => Some(TlsCaller {
+                            configs,
+                            server_name,
+                        }),
+                        Err(e) => {
+                            eprintln!(
+                                "hp-e2e-probe: {member}'s TLS material in {}: {e}",
+                                dir.display()
+                            );
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                _ => None,
+            };
+            send(addr, tls, payload, &callee, Duration::from_millis(bound_ms))
+        }
     }
 }
 
 fn fail(why: &str) -> ExitCode {
     eprintln!("hp-e2e-probe: {why}");
     ExitCode::FAILURE
+}
+
+fn send(
+    addr: SocketAddr,
+    tls: Option<TlsCaller>,
+    payload: Payload,
+    callee: &str,
+    bound: Duration,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hp-e2e-probe: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bytes = payload.bytes(callee);
+    let sent = runtime.block_on(hostile::send(
+        addr,
+        tls.as_ref(),
+        &bytes,
+        payload.pace(),
+        bound,
+    ));
+    print(&sent)
 }
 
 fn print<T: serde::Serialize>(value: &T) -> ExitCode {

@@ -16,3 +16,10 @@ mod identity;
 mod partition;
 mod reload;
 mod rotation;
+
+mod lifecycle;
+
+mod hostile;
+mod replace;
+mod rollout;
+mod scale;
