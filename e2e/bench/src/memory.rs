@@ -2,19 +2,17 @@
 //! in a real HAProxy 2.6 and in the sidecar's replica, both filled by streaming updates over a
 //! peers session (the runtime API would take far longer for a million entries).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use haproxy_peers_testkit::{free_addr, Haproxy, HaproxyOptions};
 
+use crate::haproxy_cfg::{self, TABLE};
 use crate::peer::Peer;
 use crate::procfs::rss;
+use crate::prompt::used_in;
 use crate::relay::setup;
-
-/// Updates per write while filling.
-const FILL_BATCH: u64 = 4096;
 
 /// RSS before and after filling `entries` entries, and the entry count the process reports.
 #[derive(Debug, Clone, Copy)]
@@ -31,27 +29,6 @@ impl Fill {
     }
 }
 
-fn stream(peer: &mut Peer, entries: u64) -> crate::Result<()> {
-    let mut sent = 0;
-    while sent < entries {
-        let count = FILL_BATCH.min(entries - sent);
-        peer.send_batch(sent, count, entries)?;
-        sent += count;
-    }
-    Ok(())
-}
-
-/// HAProxy's configuration: one table in a backend, peers `hap` (itself) and `bench` (us).
-fn haproxy_config(hap: SocketAddr, bench: SocketAddr, size: u64) -> String {
-    format!(
-        "global\n    nbthread 1\n\ndefaults\n    mode http\n    timeout connect 5s\n    \
-         timeout client 30s\n    timeout server 30s\n\n\
-         peers mesh\n    peer hap {hap}\n    peer bench {bench}\n\n\
-         backend st\n    stick-table type ip size {size} expire 1h \
-         store http_req_rate(10s),gpc0 peers mesh\n"
-    )
-}
-
 /// Fills a real HAProxy with `entries` entries through a peers session.
 pub fn haproxy(entries: u64) -> crate::Result<Fill> {
     let (hap, bench) = (
@@ -59,7 +36,13 @@ pub fn haproxy(entries: u64) -> crate::Result<Fill> {
         free_addr().map_err(|e| e.to_string())?,
     );
     let haproxy = Haproxy::start(
-        HaproxyOptions::new(haproxy_config(hap, bench, entries * 2)).local_peer("hap"),
+        HaproxyOptions::new(haproxy_cfg::native(
+            "hap",
+            hap,
+            &[("bench", bench)],
+            entries * 2,
+        ))
+        .local_peer("hap"),
     )
     .map_err(|e| e.to_string())?;
     let pid = haproxy.pid().ok_or("haproxy is not running")?;
@@ -68,16 +51,11 @@ pub fn haproxy(entries: u64) -> crate::Result<Fill> {
     std::thread::sleep(Duration::from_millis(500));
     let before = rss(pid)?;
     let start = Instant::now();
-    stream(&mut peer, entries)?;
+    peer.fill(entries)?;
     let mut used = 0;
     while start.elapsed() < Duration::from_secs(120) {
         let text = api.command("show table").map_err(|e| e.to_string())?;
-        used = text
-            .split("used:")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        used = used_in(&text, TABLE)?;
         if used >= entries {
             break;
         }
@@ -100,7 +78,7 @@ pub fn sidecars(binary: &Path, entries: u64) -> crate::Result<[Fill; 2]> {
     let before = [rss(pids[0])?, rss(pids[1])?];
     let got0 = s.sink.counters.updates.load(Ordering::Relaxed);
     let start = Instant::now();
-    stream(&mut s.source, entries)?;
+    s.source.fill(entries)?;
     // Wait until B's HAProxy has everything (every key is distinct: nothing coalesces).
     while s.sink.counters.updates.load(Ordering::Relaxed) - got0 < entries {
         if start.elapsed() > Duration::from_secs(120) {

@@ -16,6 +16,8 @@ pub struct Pair {
     pub sidecars: Vec<Sidecar>,
     /// Where each sidecar listens for its HAProxy.
     pub local: Vec<SocketAddr>,
+    /// Where each sidecar expects its HAProxy's peers listener (`peers.cfg` `bind`).
+    pub haproxy: Vec<SocketAddr>,
     _dirs: Vec<TempDir>,
 }
 
@@ -34,6 +36,7 @@ impl Pair {
         let addr = || free_addr().map_err(|e| e.to_string());
         let mut sidecars = Vec::new();
         let mut local = Vec::new();
+        let mut haproxies = Vec::new();
         let mut dirs = Vec::new();
         for i in 0..2 {
             let (haproxy, sidecar_local, admin) = (addr()?, addr()?, addr()?);
@@ -86,12 +89,14 @@ impl Pair {
             .map_err(|e| e.to_string())?;
             sidecars.push(sidecar);
             local.push(sidecar_local);
+            haproxies.push(haproxy);
             dirs.push(config);
         }
         dirs.push(tls_dir);
         Ok(Pair {
             sidecars,
             local,
+            haproxy: haproxies,
             _dirs: dirs,
         })
     }

@@ -18,6 +18,9 @@ use haproxy_peers_sidecar::codec::{
 use haproxy_peers_sidecar::codec::{Frame, FrameCodec};
 use tokio_util::codec::Decoder;
 
+/// Updates per write while filling.
+const FILL_BATCH: u64 = 4096;
+
 /// The benchmark table: `type ip size 2m expire 1h store http_req_rate(10s),gpc0`, named `st`.
 pub fn table() -> TableDefinition {
     TableDefinition {
@@ -153,6 +156,17 @@ impl Peer {
         }
         tcp.write_all(&buf)
             .map_err(|e| format!("send updates: {e}"))
+    }
+
+    /// Streams `entries` distinct keys (`0.0.0.0` up), as fast as the socket takes them.
+    pub fn fill(&mut self, entries: u64) -> crate::Result<()> {
+        let mut sent = 0;
+        while sent < entries {
+            let count = FILL_BATCH.min(entries - sent);
+            self.send_batch(sent, count, entries)?;
+            sent += count;
+        }
+        Ok(())
     }
 
     pub fn is_closed(&self) -> bool {

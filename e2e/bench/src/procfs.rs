@@ -36,3 +36,14 @@ pub fn status_bytes(pid: &str, field: &str) -> crate::Result<u64> {
 pub fn rss(pid: u32) -> crate::Result<u64> {
     status_bytes(&pid.to_string(), "VmRSS")
 }
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` prints them.
+pub fn loadavg() -> crate::Result<String> {
+    let text =
+        std::fs::read_to_string("/proc/loadavg").map_err(|e| format!("read /proc/loadavg: {e}"))?;
+    Ok(text
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" "))
+}
