@@ -204,6 +204,7 @@ mod tests {
                     max_entries: 1_000_000,
                     evictions: 0,
                     stale_rejected: 0,
+                    untaught_ignored: 0,
                     drift: Vec::new(),
                 }],
             }),

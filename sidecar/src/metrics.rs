@@ -90,6 +90,7 @@ pub struct Metrics {
     table_entries: Family<TableLabel, Gauge>,
     evictions: Family<TableLabel, Counter>,
     stale_rejected: Family<TableLabel, Counter>,
+    untaught_ignored: Family<TableLabel, Counter>,
     definition_drift: Family<TableLabel, Gauge>,
     resyncs: Family<ResyncLabels, Counter>,
     heartbeats: Family<HeartbeatLabels, Counter>,
@@ -119,6 +120,7 @@ impl Metrics {
             table_entries: Family::default(),
             evictions: Family::default(),
             stale_rejected: Family::default(),
+            untaught_ignored: Family::default(),
             definition_drift: Family::default(),
             resyncs: Family::default(),
             heartbeats: Family::default(),
@@ -166,6 +168,12 @@ impl Metrics {
             "Updates from members refused because the entry here was written later (the newer \
              entry was sent back to them)",
             m.stale_rejected.clone(),
+        );
+        registry.register(
+            "untaught_ignored",
+            "Updates of a new HAProxy process (reload, restart) not applied because it had not \
+             confirmed the sidecar's lesson yet (values it may have counted from zero)",
+            m.untaught_ignored.clone(),
         );
         registry.register(
             "table_definition_drift_peers",
@@ -293,6 +301,12 @@ impl Metrics {
 
     pub fn stale_rejected(&self, table: &str, count: u64) {
         self.stale_rejected
+            .get_or_create(&self.table(table))
+            .inc_by(count);
+    }
+
+    pub fn untaught_ignored(&self, table: &str, count: u64) {
+        self.untaught_ignored
             .get_or_create(&self.table(table))
             .inc_by(count);
     }
@@ -456,6 +470,7 @@ mod tests {
         m.table_entries("/t1", 40_000);
         m.evictions("/t1", 3);
         m.stale_rejected("/t1", 2);
+        m.untaught_ignored("/t1", 4);
         m.definition_drift("/t1", 1);
         m.resync("edge-2", SyncKind::Learned, SyncOutcome::Partial);
         m.heartbeat("edge-2", Direction::Outbound);
@@ -472,6 +487,7 @@ mod tests {
             "haproxy_peers_sidecar_table_entries{table=\"/t1\"} 40000",
             "haproxy_peers_sidecar_evictions_total{table=\"/t1\"} 3",
             "haproxy_peers_sidecar_stale_rejected_total{table=\"/t1\"} 2",
+            "haproxy_peers_sidecar_untaught_ignored_total{table=\"/t1\"} 4",
             "haproxy_peers_sidecar_table_definition_drift_peers{table=\"/t1\"} 1",
             "haproxy_peers_sidecar_resyncs_total{peer=\"edge-2\",kind=\"learned\",outcome=\"partial\"} 1",
             "haproxy_peers_sidecar_heartbeats_total{peer=\"edge-2\",direction=\"tx\"} 1",

@@ -88,9 +88,9 @@ edge-2 (member):
 ";
 
 const TABLES_TEXT: &str = "\
-TABLE    TYPE    KEY LEN  EXPIRE  ENTRIES  MAX      EVICTED  STALE  POLICY     DEFINED BY  DATA
-be_rate  ip      4        30m00s  40000    1000000  0        0      replicate  haproxy     gpc0 http_req_rate(10000) gpt[2]
-/t1      string  33       30s     2        1000000  3        5      replicate  haproxy     server_key
+TABLE    TYPE    KEY LEN  EXPIRE  ENTRIES  MAX      EVICTED  STALE  UNTAUGHT  POLICY     DEFINED BY  DATA
+be_rate  ip      4        30m00s  40000    1000000  0        0      0         replicate  haproxy     gpc0 http_req_rate(10000) gpt[2]
+/t1      string  33       30s     2        1000000  3        5      2         replicate  haproxy     server_key
 drift: /t1 at edge-1 differs: expire 30000 ms here, 10000 ms there
 ";
 
@@ -210,6 +210,7 @@ async fn metrics_parse_as_openmetrics_with_labels() {
     m.resync("edge-0", SyncKind::Taught, SyncOutcome::Aborted);
     m.evictions("/t1", 3);
     m.stale_rejected("/t1", 2);
+    m.untaught_ignored("/t1", 1);
     m.error("protocol_error");
     m.error("protocol_error");
     m.tls_reload(true);
@@ -231,6 +232,7 @@ async fn metrics_parse_as_openmetrics_with_labels() {
         ("haproxy_peers_sidecar_table_entries", "gauge"),
         ("haproxy_peers_sidecar_evictions", "counter"),
         ("haproxy_peers_sidecar_stale_rejected", "counter"),
+        ("haproxy_peers_sidecar_untaught_ignored", "counter"),
         (
             "haproxy_peers_sidecar_table_definition_drift_peers",
             "gauge",

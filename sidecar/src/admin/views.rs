@@ -285,6 +285,10 @@ pub struct TableSummary {
     /// entry was sent back).
     #[serde(default)]
     pub stale_rejected: u64,
+    /// Updates of a new HAProxy process (reload, restart) not applied because it had not
+    /// confirmed the sidecar's lesson yet (values it may have counted from zero).
+    #[serde(default)]
+    pub untaught_ignored: u64,
     /// Peers whose definition of this table differs from this one.
     pub drift: Vec<DriftView>,
 }

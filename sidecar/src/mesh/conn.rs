@@ -32,6 +32,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_BATCH: usize = 1_024;
 /// How long a closing connection may take to flush what is queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a replaced HAProxy session is still read (its process closes it at once, §7.5).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A connection after its handshake, plain or TLS.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -113,6 +115,8 @@ struct Stepped {
     sends: Vec<Bytes>,
     /// The session closed itself or is no longer the peer's current one.
     done: bool,
+    /// A replaced HAProxy session: keep reading until the old process closes, send nothing.
+    draining: bool,
     deadline: u64,
     /// When the peer counts as silent: the wake-up that matters while writes are stuck.
     silent_at: u64,
@@ -144,6 +148,7 @@ where
     let clock = h.shared.clock;
     let mut end: Option<Ending> = None;
     let mut flush_by: Option<tokio::time::Instant> = None;
+    let mut drain_by: Option<tokio::time::Instant> = None;
     let mut deadline = 0u64;
     let mut silent_at = u64::MAX;
     let mut more = false;
@@ -167,6 +172,9 @@ where
             if s.done {
                 end = Some(Ending::Settled);
             }
+            if s.draining {
+                drain_by.get_or_insert_with(|| tokio::time::Instant::now() + DRAIN_TIMEOUT);
+            }
         }
         if end.is_some() {
             if wbuf.is_empty() && !unflushed {
@@ -174,12 +182,13 @@ where
             }
             flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_TIMEOUT);
         }
-        let wake_at = match flush_by {
-            Some(at) => at,
-            None if more => tokio::time::Instant::now(),
+        let wake_at = match (flush_by, drain_by) {
+            (Some(at), _) => at,
+            (None, _) if more => tokio::time::Instant::now(),
+            (None, Some(at)) => at,
             // A peer that reads nothing must still be dropped once it is silent too.
-            None if wbuf.len() >= HIGH_WATER => clock.instant(silent_at),
-            None => clock.instant(deadline),
+            (None, None) if wbuf.len() >= HIGH_WATER => clock.instant(silent_at),
+            (None, None) => clock.instant(deadline),
         };
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
             rbuf.reserve(READ_CHUNK);
@@ -225,6 +234,9 @@ where
             () = tokio::time::sleep_until(wake_at) => {
                 if flush_by.is_some() {
                     break;
+                }
+                if drain_by.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    end = Some(Ending::Settled);
                 }
             }
         }
@@ -295,9 +307,28 @@ impl Handle {
         let gone = Stepped {
             sends: Vec::new(),
             done: true,
+            draining: false,
             deadline: u64::MAX,
             silent_at: u64::MAX,
         };
+        if let Some(live) = core.local_draining.as_mut().filter(|l| l.id == self.id) {
+            // Replaced by a new call: the entries the old process sent before it closed still
+            // count (a reload's old worker pushes its last changes, then closes). Its controls
+            // do not: lessons and confirms are the new process's business now. Nothing is sent.
+            for msg in input.messages {
+                if matches!(msg, Message::Definition(_) | Message::Update(_)) {
+                    live.session.on_message(msg, &mut core.replica, now);
+                }
+            }
+            if core.replica_mark() != mark {
+                core.kick_others(self.id);
+            }
+            return Stepped {
+                draining: true,
+                done: false,
+                ..gone
+            };
+        }
         let Some(Parts { replica, peer, rng }) = core.parts(&self.key) else {
             return gone;
         };
@@ -360,6 +391,7 @@ impl Handle {
         Stepped {
             sends,
             done: closed,
+            draining: false,
             deadline,
             silent_at,
         }
@@ -371,6 +403,15 @@ impl Handle {
         let now = shared.clock.now();
         let mut guard = shared.lock();
         let core = &mut *guard;
+        if core
+            .local_draining
+            .as_ref()
+            .is_some_and(|l| l.id == self.id)
+        {
+            core.local_draining = None;
+            tracing::debug!(peer = %self.name, "the replaced HAProxy session ended ({how:?})");
+            return;
+        }
         let Some(Parts { peer, rng, .. }) = core.parts(&self.key) else {
             return;
         };

@@ -4,7 +4,7 @@
 use crate::admin::readiness::Lesson;
 use crate::admin::views::{PeerRole, SyncKind, SyncOutcome};
 use crate::metrics::Metrics;
-use crate::session::{CloseKind, CloseReason, SessionEvent};
+use crate::session::{CloseKind, CloseReason, Fresh, SessionEvent};
 
 use super::peers::Peer;
 
@@ -106,6 +106,39 @@ pub(crate) fn on_event(
             }
             peer.mark_sync(SyncKind::Learned, outcome, entries, now, metrics);
             return true;
+        }
+        SessionEvent::FreshProcess { pid, why } => {
+            let since = match why {
+                Fresh::NewPid {
+                    previous: Some(previous),
+                } => format!("its pid changed from {previous}"),
+                Fresh::NewPid { previous: None } => {
+                    "the previous session's pid was unknown (the sidecar had dialed it)".to_owned()
+                }
+                Fresh::Untaught => {
+                    "its previous session ended before it confirmed the sidecar's lesson".to_owned()
+                }
+                Fresh::AskedForLesson => "it asked for the whole table".to_owned(),
+            };
+            tracing::info!(
+                peer = %name,
+                pid,
+                "{who} is a new process ({since}): until it has confirmed the sidecar's lesson, \
+                 its updates of entries the replica holds are not applied (it may have counted \
+                 them from zero)"
+            );
+        }
+        SessionEvent::FreshTaught { ignored } => {
+            if ignored > 0 {
+                tracing::info!(
+                    peer = %name,
+                    ignored,
+                    "{who} holds the replica: {ignored} of its updates were not applied while it \
+                     had not been taught them; asking it for its table again"
+                );
+            } else {
+                tracing::debug!(peer = %name, "{who} holds the replica: its updates apply again");
+            }
         }
         SessionEvent::UnsolicitedLessonEnd => {
             tracing::debug!(peer = %name, "end of a lesson we did not ask for: confirmed, ignored");

@@ -59,6 +59,9 @@ pub(crate) struct Core {
     pub local_handshakes: u32,
     /// When HAProxy last opened a connection to us.
     pub last_local_call: Option<u64>,
+    /// The local session a new HAProxy call replaced, while its task reads what the old
+    /// process sent before it closed (a reload's old worker: its last pushes must not be lost).
+    pub local_draining: Option<Live>,
     pub rng: Jitter,
     next_id: SessionId,
 }
@@ -110,6 +113,7 @@ impl Core {
             probe: None,
             local_handshakes: 0,
             last_local_call: None,
+            local_draining: None,
             rng: Jitter::new(),
             next_id: 1,
             roster,
@@ -176,6 +180,7 @@ impl Core {
         metrics: &Metrics,
     ) -> Result<(SessionId, Arc<Notify>), RegisterError> {
         let id = self.next_id;
+        let mut replaced = None;
         let Parts { replica, peer, rng } = self.parts(&new.key).ok_or(RegisterError::Gone)?;
         if let Some(old) = &peer.live {
             if new.direction == Direction::Outbound {
@@ -198,7 +203,7 @@ impl Core {
             );
             peer.collisions = peer.collisions.saturating_add(1);
             metrics.collision(&peer.name);
-            peer.retire(now, metrics);
+            replaced = peer.retire(now, metrics);
             peer.next_dial_at = now.saturating_add(rng.collision_delay());
         }
         let role = match new.key {
@@ -243,6 +248,9 @@ impl Core {
         self.next_id = id.saturating_add(1);
         if new.key == PeerKey::Local {
             self.probe = None;
+            if replaced.is_some() {
+                self.local_draining = replaced;
+            }
         }
         self.coordinate(now);
         Ok((id, kick))

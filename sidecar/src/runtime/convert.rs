@@ -61,6 +61,7 @@ pub(crate) fn summary(t: &store::TableView, policy: TablePolicy, max_entries: u6
         max_entries,
         evictions: t.stats.evictions,
         stale_rejected: t.stats.stale_rejected,
+        untaught_ignored: t.stats.untaught_ignored,
         drift: t
             .drift
             .iter()

@@ -32,6 +32,7 @@ pub(crate) struct Source {
 struct Seen {
     evictions: HashMap<String, u64>,
     stale_rejected: HashMap<String, u64>,
+    untaught_ignored: HashMap<String, u64>,
     tls_published: u64,
     tls_rejected: u64,
 }
@@ -236,6 +237,14 @@ impl AdminSource for Source {
             let new = news(&mut seen.stale_rejected, &t.name, t.stats.stale_rejected);
             if new > 0 {
                 metrics.stale_rejected(&t.name, new);
+            }
+            let new = news(
+                &mut seen.untaught_ignored,
+                &t.name,
+                t.stats.untaught_ignored,
+            );
+            if new > 0 {
+                metrics.untaught_ignored(&t.name, new);
             }
         }
         // Pointers of members that left stay in the replica (a returning member resumes from

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use crate::codec::ErrorMessage;
 use crate::store::DriftReport;
 
+use super::Fresh;
+
 /// One thing for the shell to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -71,6 +73,14 @@ pub enum SessionEvent {
     LessonLearned { complete: bool, entries: u64 },
     /// A `00 01`/`00 02` we had not asked for (answered with `00 03`, otherwise ignored).
     UnsolicitedLessonEnd,
+    /// Local link: HAProxy (`pid` from its hello) is a new process. Until it confirms our
+    /// lesson, its updates of entries the replica holds are not applied: it may have counted
+    /// them from zero.
+    FreshProcess { pid: Option<u32>, why: Fresh },
+    /// Local link: the new process confirmed our lesson; its updates are applied again.
+    /// `ignored`: its updates held back meanwhile that differed from the replica (if any, its
+    /// table is asked for again).
+    FreshTaught { ignored: u64 },
     /// The peer's definition of a table differs from ours (new or changed differences).
     Drift(DriftReport),
     /// A definition the replica cannot hold (its updates are dropped).
@@ -104,4 +114,7 @@ pub struct SessionStats {
     pub bytes_sent: u64,
     pub lessons_sent: u64,
     pub lessons_learned: u64,
+    /// Local link: updates of a new HAProxy process held back because it had not been taught
+    /// the entry yet, and that differed from it.
+    pub untaught_ignored: u64,
 }

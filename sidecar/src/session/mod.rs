@@ -10,7 +10,8 @@
 //!   whole replica whether or not it asked (a restarted HAProxy asks only in its first 5 s,
 //!   §7.5): definitions with HAProxy's own names and keys, timed updates `0a 85` only (explicit
 //!   ids: 3.3+ mis-acks incremental ones, §4.4), `00 01`/`00 02`. Normal pushes (`0a 80` only)
-//!   start after its `00 03`. Its acks are advisory.
+//!   start after its `00 03`. Its acks are advisory. A new HAProxy process (reload, restart) is
+//!   not trusted with entries the replica holds until it confirmed that lesson (`fresh.rs`).
 //! * [`Role::Mesh`]: another sidecar. Pushes start at once from the last acknowledged point;
 //!   a lesson is requested when the mesh supervisor says so ([`Session::request_lesson`]).
 //!
@@ -25,9 +26,13 @@
 )]
 
 mod events;
+mod fresh;
 mod receive;
 mod send;
 mod teach;
+
+#[cfg(test)]
+mod fresh_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +40,9 @@ use crate::codec::{Control, TxState, DEFAULT_MAX_BODY};
 use crate::store::{Link, Replica, TableIdx};
 
 pub use events::{CloseKind, CloseReason, Output, SessionEvent, SessionStats};
+pub use fresh::Fresh;
 
+use fresh::FreshState;
 use teach::Teach;
 
 /// Which kind of peer the session talks to.
@@ -62,8 +69,13 @@ pub struct Timers {
     /// Drop a peer silent this long (HAProxy drops after 5–10 s).
     pub liveness_ms: u64,
     /// Local link: how long to wait for HAProxy's lesson before teaching it with the
-    /// definitions the replica already has.
+    /// definitions the replica already has. Counted from the session's start and again from
+    /// each definition or update that comes in while the lesson runs: our lesson must be built
+    /// on HAProxy's values, or a restarted sidecar would teach HAProxy older values it learned
+    /// from members.
     pub local_lesson_wait_ms: u64,
+    /// Local link: the longest wait for HAProxy's lesson, however it flows.
+    pub local_lesson_max_ms: u64,
 }
 
 impl Default for Timers {
@@ -72,6 +84,7 @@ impl Default for Timers {
             heartbeat_ms: 3_000,
             liveness_ms: 10_000,
             local_lesson_wait_ms: 1_000,
+            local_lesson_max_ms: 30_000,
         }
     }
 }
@@ -150,6 +163,10 @@ pub struct Session {
     reteach: bool,
     /// Local link: HAProxy's own lesson (the answer to our `00 00`) is in.
     local_lesson_in: bool,
+    /// Local link: when HAProxy's lesson last brought a definition or an update.
+    local_lesson_seen: u64,
+    /// Local link: HAProxy is a new process (see `fresh.rs`).
+    fresh: FreshState,
     /// A lesson of ours was confirmed in this session.
     taught: bool,
     push_from: usize,
@@ -168,6 +185,11 @@ impl Session {
         };
         store.begin_session(link);
         let local = config.role == Role::LocalHaproxy;
+        let fresh = if local {
+            store.local_process(config.remote_pid).map(Fresh::from)
+        } else {
+            None
+        };
         Some(Session {
             role: config.role,
             direction: config.direction,
@@ -190,6 +212,8 @@ impl Session {
             },
             reteach: false,
             local_lesson_in: false,
+            local_lesson_seen: now,
+            fresh: FreshState::new(fresh),
             taught: false,
             push_from: 0,
             busy: false,
@@ -266,6 +290,12 @@ impl Session {
         self.taught
     }
 
+    /// Local link: why HAProxy counts as a new process whose updates of entries it was not
+    /// taught yet are held back (`None`: it does not, or it confirmed our lesson).
+    pub fn fresh(&self) -> Option<Fresh> {
+        self.fresh.why
+    }
+
     /// Whether we are teaching or waiting for the confirm of our lesson.
     pub fn teaching(&self) -> bool {
         matches!(
@@ -300,7 +330,9 @@ impl Session {
 
     fn teach_bound(&self) -> u64 {
         self.started
+            .max(self.local_lesson_seen)
             .saturating_add(self.timers.local_lesson_wait_ms)
+            .min(self.started.saturating_add(self.timers.local_lesson_max_ms))
     }
 
     /// Local link: teach once HAProxy's lesson is in (we then know its definitions) or after

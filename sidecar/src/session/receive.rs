@@ -4,6 +4,7 @@ use crate::codec::{Ack, Control, FrameError, Message, MessageError, TableDefinit
 use crate::store::{Compat, Replica};
 
 use super::events::{CloseKind, CloseReason, Output, SessionEvent};
+use super::fresh::Claim;
 use super::teach::Teach;
 use super::{Learn, Role, RxTable, Session};
 
@@ -17,6 +18,13 @@ impl Session {
         }
         self.last_received = now;
         self.stats.messages_received = self.stats.messages_received.saturating_add(1);
+        let lesson_content = matches!(msg, Message::Definition(_) | Message::Update(_));
+        if lesson_content
+            && self.role == Role::LocalHaproxy
+            && matches!(self.learn, Learn::Waiting { .. })
+        {
+            self.local_lesson_seen = now;
+        }
         match msg {
             Message::Control(c) => self.on_control(c, store, &mut out),
             Message::Definition(def) => self.on_definition(&def, store, &mut out),
@@ -80,11 +88,16 @@ impl Session {
 
     fn on_control(&mut self, c: Control, store: &mut Replica, out: &mut Vec<Output>) {
         match c {
-            Control::ResyncRequest => match self.teach {
-                Teach::Idle => self.teach = Teach::Pending { asked: true },
-                Teach::Pending { .. } => self.teach = Teach::Pending { asked: true },
-                Teach::Sending(_) | Teach::AwaitingConfirm { .. } => self.reteach = true,
-            },
+            Control::ResyncRequest => {
+                if self.role == Role::LocalHaproxy {
+                    self.asked_for_lesson(store);
+                }
+                match self.teach {
+                    Teach::Idle => self.teach = Teach::Pending { asked: true },
+                    Teach::Pending { .. } => self.teach = Teach::Pending { asked: true },
+                    Teach::Sending(_) | Teach::AwaitingConfirm { .. } => self.reteach = true,
+                }
+            }
             Control::ResyncFinished | Control::ResyncPartial => {
                 // §7.4: the learner always confirms.
                 self.controls.push(Control::ResyncConfirm);
@@ -96,7 +109,10 @@ impl Session {
                         match self.role {
                             // HAProxy's lesson tells us its definitions and entries, not
                             // whether the group's data is complete.
-                            Role::LocalHaproxy => self.local_lesson_in = true,
+                            Role::LocalHaproxy => {
+                                self.local_lesson_in = true;
+                                self.lesson_in();
+                            }
                             Role::Mesh if complete => store.set_complete(true),
                             Role::Mesh => {}
                         }
@@ -124,6 +140,11 @@ impl Session {
                         pid: self.pid,
                         complete,
                     }));
+                    // A lesson asked for during this one is still to come: stay fresh until
+                    // that one is confirmed too.
+                    if self.role == Role::LocalHaproxy && matches!(self.teach, Teach::Idle) {
+                        self.fresh_taught(store, out);
+                    }
                 }
             }
             Control::Heartbeat => {}
@@ -185,13 +206,23 @@ impl Session {
         };
         rx.last_id = u.update_id;
         rx.ack_pending = true;
+        let claim = self.claim(table, u, store, now);
+        if matches!(claim, Claim::HeldBack) {
+            // Acknowledged all the same: HAProxy must not send it again.
+            return;
+        }
         match store.apply(table, u, self.link, now) {
-            Ok(a) if a.changed => {
-                self.stats.updates_changed = self.stats.updates_changed.saturating_add(1);
+            Ok(a) => {
+                if a.changed {
+                    self.stats.updates_changed = self.stats.updates_changed.saturating_add(1);
+                }
+                self.applied(table, &claim, a.seq);
             }
-            Ok(_) => {}
             Err(e) => {
                 self.stats.updates_dropped = self.stats.updates_dropped.saturating_add(1);
+                let Some(rx) = self.rx_tables.get_mut(&u.table_id) else {
+                    return;
+                };
                 if !rx.refused_reported {
                     rx.refused_reported = true;
                     out.push(Output::Event(SessionEvent::UpdateRefused {

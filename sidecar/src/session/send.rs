@@ -48,6 +48,14 @@ impl Session {
             left: budget,
             first: true,
         };
+        if std::mem::take(&mut self.fresh.announce) {
+            if let Some(why) = self.fresh.why {
+                o.events.push(Output::Event(SessionEvent::FreshProcess {
+                    pid: self.pid,
+                    why,
+                }));
+            }
+        }
         for c in std::mem::take(&mut self.controls) {
             self.put(&Message::Control(c), &mut o);
         }
@@ -161,7 +169,12 @@ impl Session {
                 o.first = true;
             }
             let batch = store.lesson_batch(t, lesson.after, o.left, now);
+            // A new HAProxy process has what it wrote itself; teaching it back could only
+            // undo what it counted since.
             for item in &batch.updates {
+                if self.fresh.is_own(t, item.seq) {
+                    continue;
+                }
                 self.put_update(&def, item, o);
                 lesson.entries = lesson.entries.saturating_add(1);
             }

@@ -37,6 +37,7 @@ mod drift;
 mod expiry;
 mod freq;
 mod link;
+mod process;
 mod relay;
 mod replica;
 mod schema;
@@ -54,6 +55,7 @@ pub use dict::MAX_DICT_STRINGS;
 pub use drift::{Compat, Difference, DriftReport};
 pub use freq::read_rate;
 pub use link::{Link, PeerId, LOCAL_LABEL};
+pub use process::NewProcess;
 pub use relay::{map_ack, wire_id, Pointers};
 pub use replica::{
     Applied, ApplyError, DefineError, Defined, MeshPolicy, Replica, ReplicaConfig, TableIdx,

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::codec::{TableDefinition, Update};
+use crate::codec::{Key, TableDefinition, Update};
 
 use super::dict::Interner;
 use super::drift::{compare, compat_of, Compat, DriftReport};
 use super::link::{Link, PeerNames};
+use super::process::{LocalProcess, NewProcess};
 use super::relay::Pointers;
 use super::schema::{KeyError, Schema, SchemaError};
 use super::table::Table;
@@ -124,6 +125,8 @@ pub struct Replica {
     complete: bool,
     /// Which tables the group keeps out of the mesh (members.yaml table policies).
     policy: MeshPolicy,
+    /// The local HAProxy process of the last session with it.
+    local: LocalProcess,
 }
 
 /// members.yaml's table policies, as the replica applies them: per wire name, or the default.
@@ -355,6 +358,42 @@ impl Replica {
             .get_mut(t.index())
             .ok_or(ApplyError::UnknownTable)?;
         table.apply(update, origin, now, config, dict)
+    }
+
+    /// The sequence number of `t`'s entry with `key`, if the replica holds it live at `now`.
+    pub fn held(&self, t: TableIdx, key: &Key, now: u64) -> Option<u64> {
+        self.get(t)?.held(key, now)
+    }
+
+    /// An update of a new local HAProxy process for an entry of `t` it has not been taught yet
+    /// is not applied (docs/sidecar.md "A new HAProxy process"). Counted in
+    /// [`TableStats::untaught_ignored`](super::TableStats) when it would have changed the
+    /// entry's values; returns whether it would.
+    pub fn ignore_untaught(&mut self, t: TableIdx, update: &Update, now: u64) -> bool {
+        let (config, dict) = (&self.config, &mut self.dict);
+        match self.tables.get_mut(t.index()) {
+            Some(table) => table.ignore_untaught(update, now, config, dict),
+            None => false,
+        }
+    }
+
+    /// A session with the local HAProxy starts; `pid` from its hello (`None` when the sidecar
+    /// dialed: HAProxy's status line names no pid). `Some` when its process must be taught
+    /// before its values count: a reload's new worker, a restarted HAProxy (see
+    /// [`NewProcess`]).
+    pub fn local_process(&mut self, pid: Option<u32>) -> Option<NewProcess> {
+        self.local.begin(pid)
+    }
+
+    /// The local HAProxy asked for a lesson (`00 00`): a process in its first seconds, to be
+    /// taught before its values count.
+    pub fn local_asked(&mut self) {
+        self.local.asked();
+    }
+
+    /// The local HAProxy confirmed a lesson of ours: its values count again.
+    pub fn local_taught(&mut self) {
+        self.local.taught();
     }
 
     /// Removes expired entries of every table; returns how many.

@@ -36,6 +36,9 @@ pub struct TableStats {
     /// Updates from members refused because the entry here was written later (the entry was
     /// sent back to every member instead).
     pub stale_rejected: u64,
+    /// Updates from a new HAProxy process not applied because it had not confirmed our lesson
+    /// yet: values it may have counted from zero (docs/sidecar.md "A new HAProxy process").
+    pub untaught_ignored: u64,
 }
 
 fn u64_at(rec: &[u32], at: usize) -> u64 {
@@ -488,6 +491,46 @@ impl Table {
         let live: Vec<(u32, u64)> = self.live_slots().collect();
         self.expiry.rebuild(live.into_iter());
         dropped
+    }
+
+    /// The sequence number of the entry with this key, if it is live at `now`.
+    pub(crate) fn held(&self, key: &crate::codec::Key, now: u64) -> Option<u64> {
+        self.lookup(key)
+            .filter(|rec| deadline_of(rec) > now)
+            .map(seq_of)
+    }
+
+    /// An update of a new local HAProxy process for an entry it was not taught yet: not
+    /// applied. Counted when it would have changed the entry's values (it may carry counts
+    /// restarted from zero); returns whether it would have.
+    pub(crate) fn ignore_untaught(
+        &mut self,
+        update: &Update,
+        now: u64,
+        config: &ReplicaConfig,
+        dict: &mut Interner,
+    ) -> bool {
+        let mut key = std::mem::take(&mut self.scratch);
+        let differs = self.schema.encode_key(&update.key, &mut key).is_ok()
+            && self.find(&key).is_some_and(|slot| {
+                let Some(rec) = self.arena.get(slot) else {
+                    return false;
+                };
+                self.probe.clear();
+                self.probe.extend_from_slice(rec);
+                let mut rules = WriteRules {
+                    origin: Link::Local,
+                    now,
+                    freq_tolerance_ms: config.freq_tolerance_ms,
+                    dict,
+                };
+                values::write(&self.schema, &mut self.probe, &update.values, &mut rules)
+            });
+        self.scratch = key;
+        if differs {
+            self.stats.untaught_ignored = self.stats.untaught_ignored.saturating_add(1);
+        }
+        differs
     }
 
     /// The live entry with this key.

@@ -273,6 +273,7 @@ pub fn tables_view() -> TablesView {
                 max_entries: 1_000_000,
                 evictions: 0,
                 stale_rejected: 0,
+                untaught_ignored: 0,
                 drift: vec![],
             },
             TableSummary {
@@ -293,6 +294,7 @@ pub fn tables_view() -> TablesView {
                 max_entries: 1_000_000,
                 evictions: 3,
                 stale_rejected: 5,
+                untaught_ignored: 2,
                 drift: vec![DriftView {
                     peer: "edge-1".into(),
                     detail: "expire 30000 ms here, 10000 ms there".into(),

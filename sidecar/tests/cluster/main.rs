@@ -14,6 +14,7 @@ mod intruder;
 mod lab;
 mod writes;
 
+mod fresh_haproxy;
 mod garbage;
 mod haproxy_restart;
 mod impostors;
