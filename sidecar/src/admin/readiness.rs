@@ -61,6 +61,9 @@ pub enum Lesson {
     AwaitingConfirmation {
         sent: u64,
     },
+    /// Confirmed, but HAProxy has not yet acknowledged everything the replica learned after
+    /// the lesson began (it was taught before the replica was complete).
+    CatchingUp,
     Confirmed,
 }
 
@@ -158,6 +161,13 @@ fn haproxy(f: &Facts) -> Option<Blocker> {
                 BlockerKind::TeachingHaproxy,
                 format!(
                     "waiting for HAProxy (pid {pid}) to confirm the lesson ({sent} entries sent)"
+                ),
+            ),
+            Lesson::CatchingUp => (
+                BlockerKind::TeachingHaproxy,
+                format!(
+                    "HAProxy (pid {pid}) confirmed its lesson before the replica was complete: \
+                     waiting for it to acknowledge what the sidecar learned since"
                 ),
             ),
         },
@@ -370,6 +380,13 @@ mod tests {
         assert_eq!(
             b.message,
             "waiting for HAProxy (pid 77) to confirm the lesson (40000 entries sent)"
+        );
+        let b = only(&with(Lesson::CatchingUp));
+        assert_eq!(b.kind, BlockerKind::TeachingHaproxy);
+        assert_eq!(
+            b.message,
+            "HAProxy (pid 77) confirmed its lesson before the replica was complete: waiting \
+             for it to acknowledge what the sidecar learned since"
         );
     }
 

@@ -17,6 +17,7 @@ use crate::admin::readiness::{HaproxyLink, Lesson, Probe};
 use crate::admin::views::{Direction, LastStatus, PeerRole, ReplicaSync, SessionState};
 use crate::metrics::Metrics;
 use crate::session::{self, Role, Session, SessionConfig, Timers};
+use crate::store::Link;
 use crate::store::{Replica, ReplicaConfig};
 use crate::tls::TlsWatch;
 
@@ -336,6 +337,11 @@ impl Core {
                             .saturating_sub(live.teach_base),
                         total,
                     },
+                    Lesson::Confirmed
+                        if self.replica.is_complete() && !self.replica.caught_up(Link::Local) =>
+                    {
+                        Lesson::CatchingUp
+                    }
                     other => other,
                 };
                 HaproxyLink::Connected {

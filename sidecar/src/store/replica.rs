@@ -123,6 +123,9 @@ pub struct Replica {
     pub(crate) peers: PeerNames,
     pub(crate) dict: Interner,
     complete: bool,
+    /// Each table's last sequence number when the replica became complete: what the local
+    /// HAProxy must hold before the pod is Ready.
+    complete_heads: Vec<u64>,
     /// Which tables the group keeps out of the mesh (members.yaml table policies).
     policy: MeshPolicy,
     /// The local HAProxy process of the last session with it.
@@ -462,6 +465,20 @@ impl Replica {
     }
 
     pub fn set_complete(&mut self, complete: bool) {
+        if complete && !self.complete {
+            self.complete_heads = self.tables.iter().map(Table::head).collect();
+        }
         self.complete = complete;
+    }
+
+    /// Whether `link` has acknowledged (or been taught) everything the replica held when it
+    /// became complete, in every table it is sent (trivially while it is not complete). A HAProxy taught before the replica was
+    /// complete (a new pod's HAProxy may connect before its sidecar learned anything) holds
+    /// the rest only once these pushes are acknowledged.
+    pub fn caught_up(&self, link: Link) -> bool {
+        self.relay_tables(link).into_iter().all(|t| {
+            let head = self.complete_heads.get(t.index()).copied().unwrap_or(0);
+            self.pointer(link, t).acked >= head
+        })
     }
 }

@@ -671,3 +671,26 @@ fn changes_the_relay_rules_skip_need_no_ack() {
     r.begin_session(x);
     assert_eq!(pushed_keys(&mut r, x, t, 0), [ip(6)]);
 }
+
+#[test]
+fn haproxy_taught_before_completion_catches_up_only_once_it_acknowledged_the_rest() {
+    let (mut r, t, x, _) = setup();
+    let g = |n| vec![(DataType::Gpc0, Value::Uint(n))];
+    // HAProxy was taught an empty replica (the lesson covered nothing).
+    r.taught(Link::Local, t, r.head(t));
+    assert!(r.caught_up(Link::Local), "trivially while not complete");
+    // Then the replica learns from member x and becomes complete.
+    r.apply(t, &upd(ip(1), g(1)), x, 1).unwrap();
+    r.apply(t, &upd(ip(2), g(2)), x, 1).unwrap();
+    r.set_complete(true);
+    assert!(!r.caught_up(Link::Local), "HAProxy holds none of it yet");
+    let batch = r.updates_for(Link::Local, t, 100, 2);
+    assert_eq!(batch.updates.len(), 2);
+    assert!(!r.caught_up(Link::Local), "sent is not held");
+    let last = batch.updates.last().unwrap().update.update_id;
+    r.ack(Link::Local, t, last);
+    assert!(r.caught_up(Link::Local));
+    // Later changes are ordinary pushes: they do not make the pod unready again.
+    r.apply(t, &upd(ip(3), g(3)), x, 3).unwrap();
+    assert!(r.caught_up(Link::Local));
+}
