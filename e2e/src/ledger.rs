@@ -14,9 +14,16 @@
 //!   than [`CRASH_GRACE`] before that pod's HAProxy was killed must survive; one acknowledged
 //!   within the grace may be lost. The same holds for requests counted by `http_req_cnt` and for
 //!   sticky sessions created by such requests;
+//! * a reloaded HAProxy's new worker serves at once but holds the table only once its old
+//!   worker's hand-over or its sidecar's lesson reached it; what it counted before that is
+//!   overwritten by the lesson (as with native peers, whose hand-over does the same). Requests a
+//!   pod answered from the reload signal until [`RELOAD_GRACE`] after its new worker served may
+//!   therefore be missing from `http_req_cnt`; nothing else is forgiven (no entry lost, no
+//!   counter reset). A new sticky session whose first requests straddle the hand-over may be
+//!   answered by both servers then;
 //! * `http_req_cnt` of a client (each client sends through one pod) is the number of answered
-//!   requests, minus those answered within the grace of a kill, plus those that got no answer
-//!   (HAProxy may have counted them);
+//!   requests, minus those answered within the grace of a kill or a reload, plus those that got
+//!   no answer (HAProxy may have counted them);
 //! * a sticky session keeps the server it was first given, on every node;
 //! * rates are compared across nodes by the caller ([`rates_agree`]): after convergence every node
 //!   shows the rate of the node that counted, within [`RATE_TOLERANCE`].
@@ -28,6 +35,10 @@ use haproxy_peers_testkit::show_table::TableDump;
 
 /// A write acknowledged by a HAProxy this long before it was `SIGKILL`ed must survive.
 pub const CRASH_GRACE: Duration = Duration::from_millis(50);
+
+/// Requests answered this long after a reloaded HAProxy's new worker served may be missing
+/// from its counters: the time until its sidecar's lesson is confirmed (100–800 ms measured).
+pub const RELOAD_GRACE: Duration = Duration::from_secs(1);
 
 /// Two nodes' `http_req_rate` of one client may differ by this much (or 5 %, whichever is
 /// larger): both hold the same counter, read a few milliseconds apart while it decays.
@@ -67,8 +78,12 @@ pub struct Ledger {
     sessions: BTreeMap<String, Session>,
     /// Pod, when the kill was sent, when the process was gone.
     crashes: Vec<(String, Instant, Instant)>,
+    /// Pod, when the reload signal was sent, when the new worker served.
+    reloads: Vec<(String, Instant, Instant)>,
     /// Broken promises seen while the traffic ran (a session that changed server).
     violations: Vec<String>,
+    /// Sessions whose first batch was answered by two servers: pod, when, what.
+    splits: Vec<(String, Instant, String)>,
 }
 
 /// What a node may show for one key.
@@ -150,14 +165,39 @@ impl Ledger {
         self.violations.push(what);
     }
 
-    pub fn violations(&self) -> &[String] {
-        &self.violations
+    /// A new session's first batch through `pod`, finished at `at`, was answered by more than
+    /// one server. Only a reload may do that: a request answered by the old worker after it
+    /// handed its table over, the next by the new worker.
+    pub fn split(&mut self, pod: &str, at: Instant, what: String) {
+        self.splits.push((pod.to_string(), at, what));
+    }
+
+    /// Every broken promise: revisits on another server, and splits outside a reload.
+    pub fn violations(&self) -> Vec<String> {
+        let splits = self
+            .splits
+            .iter()
+            .filter(|(pod, at, _)| !self.in_reload_window(pod, *at))
+            .map(|(_, _, what)| what.clone());
+        self.violations.iter().cloned().chain(splits).collect()
     }
 
     /// `pod`'s HAProxy was killed (`SIGKILL`): the signal went at `from`, the process was gone
     /// at `to`.
     pub fn crashed(&mut self, pod: &str, from: Instant, to: Instant) {
         self.crashes.push((pod.to_string(), from, to));
+    }
+
+    /// `pod`'s HAProxy was reloaded: the signal went at `from`, its new worker served at `to`.
+    pub fn reloaded(&mut self, pod: &str, from: Instant, to: Instant) {
+        self.reloads.push((pod.to_string(), from, to));
+    }
+
+    /// Answered by `pod` while one of its reloads was under way.
+    fn in_reload_window(&self, pod: &str, at: Instant) -> bool {
+        self.reloads
+            .iter()
+            .any(|(p, from, to)| p == pod && at >= *from && at <= *to + RELOAD_GRACE)
     }
 
     /// Acknowledged by `pod` within [`CRASH_GRACE`] before one of its crashes, or while it died.
@@ -192,7 +232,7 @@ impl Ledger {
         let (mut low, mut high) = (0u64, 0u64);
         for b in self.clients.get(client).into_iter().flatten() {
             high += b.answered + b.unanswered;
-            if !self.in_crash_window(&b.pod, b.at) {
+            if !self.in_crash_window(&b.pod, b.at) && !self.in_reload_window(&b.pod, b.at) {
                 low += b.answered;
             }
         }
@@ -453,6 +493,44 @@ mod tests {
         assert_eq!(l.check("n", &at(9), &empty, &FIELDS).len(), 1);
         assert_eq!(l.check("n", &at(16), &empty, &FIELDS).len(), 1);
         assert_eq!(l.check("n", &empty, &empty, &FIELDS).len(), 1);
+    }
+
+    #[test]
+    fn a_reload_forgives_only_request_counts_while_it_is_under_way() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut l = Ledger::default();
+        l.requested("c", "edge-0", t0, 10, 0);
+        l.requested("c", "edge-0", t0 + ms(1_050), 4, 0);
+        l.requested("c", "edge-0", t0 + ms(2_500), 2, 0);
+        l.wrote("k", 1, "edge-0", Some(t0 + ms(1_050)));
+        l.reloaded("edge-0", t0 + ms(1_000), t0 + ms(1_100));
+        // Only the batch inside the reload may be missing; the write must survive.
+        assert_eq!(l.request_count_range("c"), (12, 16));
+        assert_eq!(
+            l.allowed("k"),
+            Allowed {
+                values: vec![1],
+                absent: false
+            }
+        );
+        // Another pod's reload forgives nothing here.
+        let mut l = Ledger::default();
+        l.requested("c", "edge-0", t0 + ms(1_050), 4, 0);
+        l.reloaded("edge-1", t0 + ms(1_000), t0 + ms(1_100));
+        assert_eq!(l.request_count_range("c"), (4, 4));
+    }
+
+    #[test]
+    fn a_session_split_is_forgiven_only_during_a_reload() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut l = Ledger::default();
+        l.split("edge-0", t0 + ms(1_050), "s-1 split".into());
+        l.split("edge-0", t0 + ms(5_000), "s-2 split".into());
+        l.violation("s-3 moved".into());
+        l.reloaded("edge-0", t0 + ms(1_000), t0 + ms(1_100));
+        assert_eq!(l.violations(), ["s-3 moved", "s-2 split"]);
     }
 
     #[test]

@@ -216,6 +216,15 @@ impl Workload {
         out
     }
 
+    /// Runs `reload` (a soft reload of `pod`'s HAProxy, returning once its new worker serves)
+    /// and records it ([`crate::ledger::RELOAD_GRACE`]).
+    pub fn reload<T>(&self, pod: &str, reload: impl FnOnce() -> T) -> T {
+        let from = Instant::now();
+        let out = reload();
+        self.shared.ledger().reloaded(pod, from, Instant::now());
+        out
+    }
+
     /// A copy of the ledger so far.
     pub fn ledger(&self) -> Ledger {
         self.shared.ledger().clone()
@@ -366,10 +375,18 @@ impl LaneCtx {
                         ));
                     }
                 }
-                (_, _) => ledger.violation(format!(
-                    "{}: session {session} was split over servers {ids:?}",
+                (Some(_), _) => ledger.violation(format!(
+                    "{}: revisited session {session} was split over servers {ids:?}",
                     self.pod
                 )),
+                (None, _) => ledger.split(
+                    &self.pod,
+                    at,
+                    format!(
+                        "{}: session {session} was split over servers {ids:?}",
+                        self.pod
+                    ),
+                ),
             }
         }) {}
     }
@@ -440,7 +457,7 @@ fn read_tables(fleet: &Fleet) -> Result<Vec<(String, TableDump, TableDump)>> {
 /// Every difference between the nodes' tables and `ledger`, and between the nodes' rates.
 pub fn differences(fleet: &Fleet, ledger: &Ledger) -> Result<Vec<String>> {
     let tables = read_tables(fleet)?;
-    let mut problems: Vec<String> = ledger.violations().to_vec();
+    let mut problems: Vec<String> = ledger.violations();
     for (node, counters, sticky) in &tables {
         problems.extend(ledger.check(node, counters, sticky, &FIELDS));
     }

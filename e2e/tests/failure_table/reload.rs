@@ -1,4 +1,6 @@
-//! HAProxy reload (master-worker, SIGUSR2) under traffic: no entry lost, no counter reset.
+//! HAProxy reload (master-worker, SIGUSR2) under traffic: no entry lost, no counter reset. The
+//! only thing a reload may cost is what the new worker counted before it was taught (see
+//! [`haproxy_peers_e2e::ledger::RELOAD_GRACE`]): every write, session and earlier count stays.
 
 use std::time::SystemTime;
 
@@ -18,7 +20,7 @@ fn a_reload_under_traffic_loses_nothing() {
                 &fleet,
                 fleet.pod(&name).and_then(|p| Ok(p.runtime().pid()?)),
             );
-            let new = act(&mut fleet, |f| f.reload_haproxy(&name));
+            let new = workload.reload(&name, || act(&mut fleet, |f| f.reload_haproxy(&name)));
             assert_ne!(new, old, "round {round}: {name} has no new worker");
             flowing(&fleet, &workload);
         }

@@ -168,7 +168,13 @@ impl Session {
                 lesson.defined = true;
                 o.first = true;
             }
-            let batch = store.lesson_batch(t, lesson.after, o.left, now);
+            // The same HAProxy process as before (a restarted sidecar, a reconnect): what it
+            // wrote itself it holds, with whatever it counted since; only a new process needs it.
+            let batch = if self.role == Role::LocalHaproxy && self.fresh.why.is_none() {
+                store.lesson_batch_without_local(t, lesson.after, o.left, now)
+            } else {
+                store.lesson_batch(t, lesson.after, o.left, now)
+            };
             // A new HAProxy process has what it wrote itself; teaching it back could only
             // undo what it counted since.
             for item in &batch.updates {

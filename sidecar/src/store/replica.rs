@@ -429,7 +429,22 @@ impl Replica {
     /// their origin.
     pub fn lesson_batch(&self, t: TableIdx, after: u64, budget: usize, now: u64) -> Batch {
         match self.get(t) {
-            Some(table) => table.lesson_batch(after, budget, now, &self.dict),
+            Some(table) => table.lesson_batch(after, budget, now, &self.dict, false),
+            None => Batch::default(),
+        }
+    }
+
+    /// A lesson step for a HAProxy process that wrote the entries whose last write is its own:
+    /// those are left out (it holds them, or newer values it counted while this lesson ran).
+    pub fn lesson_batch_without_local(
+        &self,
+        t: TableIdx,
+        after: u64,
+        budget: usize,
+        now: u64,
+    ) -> Batch {
+        match self.get(t) {
+            Some(table) => table.lesson_batch(after, budget, now, &self.dict, true),
             None => Batch::default(),
         }
     }

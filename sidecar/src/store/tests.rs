@@ -694,3 +694,19 @@ fn haproxy_taught_before_completion_catches_up_only_once_it_acknowledged_the_res
     r.apply(t, &upd(ip(3), g(3)), x, 3).unwrap();
     assert!(r.caught_up(Link::Local));
 }
+
+#[test]
+fn a_lesson_for_the_same_haproxy_process_leaves_out_its_own_writes() {
+    let (mut r, t, x, _) = setup();
+    let g = |n| vec![(DataType::Gpc0, Value::Uint(n))];
+    r.apply(t, &upd(ip(1), g(1)), Link::Local, 1).unwrap();
+    r.apply(t, &upd(ip(2), g(2)), x, 1).unwrap();
+    let keys = |b: Batch| {
+        b.updates
+            .into_iter()
+            .map(|o| o.update.key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(r.lesson_batch(t, 0, 10, 2)), [ip(1), ip(2)]);
+    assert_eq!(keys(r.lesson_batch_without_local(t, 0, 10, 2)), [ip(2)]);
+}

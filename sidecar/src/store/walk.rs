@@ -116,15 +116,21 @@ impl Table {
         batch
     }
 
-    /// A lesson step: every entry after `after`, whatever its origin, as timed updates.
+    /// A lesson step: every entry after `after`, whatever its origin (but the local HAProxy's
+    /// own writes when `skip_local`), as timed updates.
     pub(crate) fn lesson_batch(
         &self,
         after: u64,
         budget: usize,
         now: u64,
         dict: &Interner,
+        skip_local: bool,
     ) -> Batch {
-        self.walk(after, budget, true, now, dict, |_| true)
+        // Word 0 is a plain write of the local HAProxy; a re-queued entry carries a marker bit
+        // and must still reach it.
+        self.walk(after, budget, true, now, dict, |word| {
+            !(skip_local && word == Link::Local.word())
+        })
     }
 
     pub(crate) fn pointer(&self, link: Link) -> Pointers {
