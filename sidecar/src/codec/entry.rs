@@ -241,9 +241,13 @@ impl DataTypeSet {
 
     /// Known types in the set, ascending id.
     pub fn known(self) -> impl Iterator<Item = DataType> {
-        ALL_DATA_TYPES
-            .into_iter()
-            .filter(move |t| self.contains(*t))
+        // Runs twice per relayed update (decode, encode): visit the set bits only.
+        let mut bits = self.0 & Self::KNOWN_MASK;
+        std::iter::from_fn(move || {
+            let id = bits.trailing_zeros();
+            bits &= bits.wrapping_sub(1);
+            ALL_DATA_TYPES.get(usize::try_from(id).ok()?).copied()
+        })
     }
 
     /// Whether bits of types unknown to this codec are set.
@@ -380,6 +384,25 @@ mod tests {
         assert!(!set.has_unknown());
         assert!(DataTypeSet(1 << 40).has_unknown());
         assert_eq!(DataTypeSet::of(&got), set);
+    }
+
+    #[test]
+    fn known_skips_unknown_bits_and_keeps_id_order() {
+        for bits in [
+            0,
+            1,
+            550,
+            DataTypeSet::KNOWN_MASK,
+            u64::MAX,
+            (1 << 26) | (1 << 40),
+        ] {
+            let set = DataTypeSet(bits);
+            let expected: Vec<DataType> = ALL_DATA_TYPES
+                .into_iter()
+                .filter(|t| set.contains(*t))
+                .collect();
+            assert_eq!(set.known().collect::<Vec<_>>(), expected, "bits {bits:#x}");
+        }
     }
 
     #[test]

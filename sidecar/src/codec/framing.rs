@@ -200,9 +200,11 @@ impl Decoder for FrameCodec {
             src.reserve(total.saturating_sub(src.len()));
             return Ok(None);
         }
-        let class = src.get_u8();
-        let kind = src.get_u8();
-        src.advance(header.saturating_sub(2));
+        // peek_frame saw both bytes; one advance over the header is cheaper than three.
+        let (Some(&class), Some(&kind)) = (src.first(), src.get(1)) else {
+            return Ok(None);
+        };
+        src.advance(header);
         let body = src.split_to(body_len).freeze();
         Ok(Some(Frame { class, kind, body }))
     }

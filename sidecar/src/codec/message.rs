@@ -182,12 +182,7 @@ pub struct Update {
 impl Update {
     /// The wire type byte of this form.
     pub fn wire_type(&self) -> u8 {
-        match (self.id_on_wire, self.expire_ms.is_some()) {
-            (true, false) => stkt::UPDATE,
-            (false, false) => stkt::INCREMENTAL,
-            (true, true) => stkt::UPDATE_TIMED,
-            (false, true) => stkt::INCREMENTAL_TIMED,
-        }
+        update_wire_type(self.id_on_wire, self.expire_ms.is_some())
     }
 
     /// An explicit-id, untimed update of `key` carrying every known type of `def` at its zero
@@ -254,6 +249,16 @@ pub enum IgnoreReason {
 pub struct Ignored {
     pub frame: Frame,
     pub reason: IgnoreReason,
+}
+
+/// The update type byte for an id on the wire or implied, with or without a lifetime.
+pub(crate) fn update_wire_type(id_on_wire: bool, timed: bool) -> u8 {
+    match (id_on_wire, timed) {
+        (true, false) => stkt::UPDATE,
+        (false, false) => stkt::INCREMENTAL,
+        (true, true) => stkt::UPDATE_TIMED,
+        (false, true) => stkt::INCREMENTAL_TIMED,
+    }
 }
 
 /// A peers-protocol message.

@@ -49,6 +49,7 @@ pub mod entry;
 mod error;
 pub mod framing;
 pub mod handshake;
+pub(crate) mod hashing;
 pub mod message;
 mod rx;
 mod tx;

@@ -2,11 +2,10 @@
 //! (definitions by the sender's table id, the selected table, the last update id per table, the
 //! `server_key` dictionary). Create one per connection direction; drop it when the session ends.
 
-use std::collections::HashMap;
-
 use super::dict::RxDict;
 use super::error::MessageError;
 use super::framing::Frame;
+use super::hashing::FastMap;
 use super::message::{
     class, decode_ack, decode_definition, decode_switch, stkt, Control, DefinitionOutcome,
     ErrorMessage, IgnoreReason, Ignored, Message, TableDefinition,
@@ -16,10 +15,17 @@ use super::update::decode_update;
 /// Decoding state of one direction of a session.
 #[derive(Debug, Clone, Default)]
 pub struct RxState {
-    tables: HashMap<u64, TableDefinition>,
+    /// By sender table id: one look-up per update finds both the definition and the last id.
+    tables: FastMap<u64, RxTable>,
     selected: Option<u64>,
-    last_ids: HashMap<u64, u32>,
     dict: RxDict,
+}
+
+/// What a sender table id stands for. The last id outlives a forgotten definition.
+#[derive(Debug, Clone, Default)]
+struct RxTable {
+    def: Option<TableDefinition>,
+    last_id: Option<u32>,
 }
 
 impl RxState {
@@ -34,12 +40,12 @@ impl RxState {
 
     /// The last definition received for a sender table id.
     pub fn definition(&self, table_id: u64) -> Option<&TableDefinition> {
-        self.tables.get(&table_id)
+        self.tables.get(&table_id).and_then(|t| t.def.as_ref())
     }
 
     /// The last update id received for a sender table id (what an ack should carry).
     pub fn last_update_id(&self, table_id: u64) -> Option<u32> {
-        self.last_ids.get(&table_id).copied()
+        self.tables.get(&table_id).and_then(|t| t.last_id)
     }
 
     /// Decodes one frame. Errors are protocol errors (answer `01 00`, close); ignorable messages
@@ -78,7 +84,7 @@ impl RxState {
             stkt::DEFINE => match decode_definition(&frame.body)? {
                 DefinitionOutcome::Usable(def) => {
                     self.selected = Some(def.table_id);
-                    self.tables.insert(def.table_id, def.clone());
+                    self.tables.entry(def.table_id).or_default().def = Some(def.clone());
                     Ok(Message::Definition(def))
                 }
                 DefinitionOutcome::Unusable {
@@ -87,7 +93,9 @@ impl RxState {
                     problem,
                 } => {
                     // HAProxy forgets the id's earlier association and selects nothing.
-                    self.tables.remove(&table_id);
+                    if let Some(t) = self.tables.get_mut(&table_id) {
+                        t.def = None;
+                    }
                     self.selected = None;
                     ignored(IgnoreReason::UnusableDefinition {
                         table_id,
@@ -98,17 +106,22 @@ impl RxState {
             },
             stkt::SWITCH => {
                 let table_id = decode_switch(&frame.body)?;
-                self.selected = self.tables.contains_key(&table_id).then_some(table_id);
+                self.selected = self.definition(table_id).is_some().then_some(table_id);
                 Ok(Message::Switch { table_id })
             }
             stkt::ACK => Ok(Message::Ack(decode_ack(&frame.body)?)),
             stkt::UPDATE | stkt::INCREMENTAL | stkt::UPDATE_TIMED | stkt::INCREMENTAL_TIMED => {
-                let Some(def) = self.selected.and_then(|id| self.tables.get(&id)) else {
+                let table = self.selected.and_then(|id| self.tables.get_mut(&id));
+                let Some(RxTable {
+                    def: Some(def),
+                    last_id,
+                }) = table
+                else {
                     return ignored(IgnoreReason::NoTableSelected);
                 };
                 let has_id = matches!(frame.kind, stkt::UPDATE | stkt::UPDATE_TIMED);
                 let timed = matches!(frame.kind, stkt::UPDATE_TIMED | stkt::INCREMENTAL_TIMED);
-                let last = self.last_ids.entry(def.table_id).or_insert(0);
+                let last = last_id.get_or_insert(0);
                 let update = decode_update(&frame.body, has_id, timed, def, last, &mut self.dict)?;
                 Ok(Message::Update(update))
             }

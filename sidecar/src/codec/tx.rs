@@ -1,14 +1,15 @@
 //! Sending side of one session: encodes [`Message`]s, keeping the receiver's view in step (the
 //! selected table, the last update id per table, the `server_key` dictionary).
 
-use std::collections::HashMap;
-
 use bytes::BytesMut;
 
 use super::dict::TxDict;
 use super::error::EncodeError;
 use super::framing::{encode_frame, put_frame_with, Frame, DEFAULT_MAX_BODY};
-use super::message::{class, encode_definition_body, stkt, Message, TableDefinition, Update};
+use super::hashing::FastMap;
+use super::message::{
+    class, encode_definition_body, stkt, update_wire_type, Message, TableDefinition, Update,
+};
 use super::update::{encode_update_body, DictMode};
 use super::varint;
 
@@ -21,14 +22,30 @@ pub enum IdForm {
     IncrementalWhenNext,
 }
 
+/// How the update form of one update is decided.
+#[derive(Debug, Clone, Copy)]
+enum IdChoice {
+    /// As the message says (`update.id_on_wire`), checked.
+    AsGiven,
+    /// Per [`IdForm`], from the table's last id.
+    Pick(IdForm),
+}
+
 /// Encoding state of one direction of a session.
 #[derive(Debug, Clone)]
 pub struct TxState {
-    tables: HashMap<u64, TableDefinition>,
+    /// By table id: one look-up per update finds both the definition and the last id.
+    tables: FastMap<u64, TxTable>,
     selected: Option<u64>,
-    last_ids: HashMap<u64, u32>,
     dict: TxDict,
     max_body: usize,
+}
+
+/// What the receiver knows of a table id. The last id outlives a withdrawn definition.
+#[derive(Debug, Clone, Default)]
+struct TxTable {
+    def: Option<TableDefinition>,
+    last_id: Option<u32>,
 }
 
 impl Default for TxState {
@@ -45,9 +62,8 @@ impl TxState {
 
     pub fn with_max_body(max_body: usize) -> TxState {
         TxState {
-            tables: HashMap::new(),
+            tables: FastMap::default(),
             selected: None,
-            last_ids: HashMap::new(),
             dict: TxDict::default(),
             max_body,
         }
@@ -60,7 +76,7 @@ impl TxState {
 
     /// The last update id sent for a table.
     pub fn last_update_id(&self, table_id: u64) -> Option<u32> {
-        self.last_ids.get(&table_id).copied()
+        self.tables.get(&table_id).and_then(|t| t.last_id)
     }
 
     /// Appends `msg` with exactly the wire forms it carries (update form, dictionary reference or
@@ -77,14 +93,17 @@ impl TxState {
                     varint::encode(*table_id, d);
                     Ok(())
                 })?;
-                self.selected = self.tables.contains_key(table_id).then_some(*table_id);
+                self.selected = self.defined(*table_id).is_some().then_some(*table_id);
             }
             Message::Ack(ack) => self.put_body(dst, class::STICK_TABLE, stkt::ACK, |d| {
                 varint::encode(ack.table_id, d);
                 bytes::BufMut::put_u32(d, ack.update_id);
                 Ok(())
             })?,
-            Message::Update(update) => self.put_update(update, DictMode::AsGiven, dst)?,
+            Message::Update(update) => {
+                let id = update.table_id;
+                self.put_update(id, update, IdChoice::AsGiven, DictMode::AsGiven, dst)?;
+            }
             Message::Ignored(ignored) => self.put_frame(&ignored.frame, dst)?,
         }
         Ok(())
@@ -103,32 +122,29 @@ impl TxState {
     ) -> Result<(), EncodeError> {
         let start = dst.len();
         let mut undo = None;
-        if self.selected != Some(def.table_id) || self.tables.get(&def.table_id) != Some(def) {
-            undo = Some((self.selected, self.tables.get(&def.table_id).cloned()));
+        let sent = self.defined(def.table_id);
+        if self.selected != Some(def.table_id) || sent != Some(def) {
+            undo = Some((self.selected, sent.cloned()));
             self.put_definition(def, dst)?;
         }
-        let follows = self
-            .last_ids
-            .get(&def.table_id)
-            .is_some_and(|last| last.wrapping_add(1) == update.update_id);
-        let shaped = Update {
-            table_id: def.table_id,
-            id_on_wire: ids == IdForm::Explicit || !follows,
-            ..update.clone()
-        };
-        let result = self.put_update(&shaped, DictMode::Choose, dst);
+        let id = def.table_id;
+        let result = self.put_update(id, update, IdChoice::Pick(ids), DictMode::Choose, dst);
         if result.is_err() {
             // Neither the definition nor the update went out: the receiver's view is unchanged.
             dst.truncate(start);
             if let Some((selected, previous)) = undo {
                 self.selected = selected;
-                match previous {
-                    Some(d) => self.tables.insert(def.table_id, d),
-                    None => self.tables.remove(&def.table_id),
-                };
+                if let Some(t) = self.tables.get_mut(&id) {
+                    t.def = previous;
+                }
             }
         }
         result
+    }
+
+    /// The definition the receiver holds for `table_id`.
+    fn defined(&self, table_id: u64) -> Option<&TableDefinition> {
+        self.tables.get(&table_id).and_then(|t| t.def.as_ref())
     }
 
     fn put_definition(
@@ -139,30 +155,42 @@ impl TxState {
         self.put_body(dst, class::STICK_TABLE, stkt::DEFINE, |d| {
             encode_definition_body(def, d)
         })?;
-        self.tables.insert(def.table_id, def.clone());
+        self.tables.entry(def.table_id).or_default().def = Some(def.clone());
         self.selected = Some(def.table_id);
         Ok(())
     }
 
+    /// Appends `update` as an update of table `table_id` (whatever `update.table_id` says),
+    /// which must be the selected table.
     fn put_update(
         &mut self,
+        table_id: u64,
         update: &Update,
+        ids: IdChoice,
         mode: DictMode,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let def = match self.selected.and_then(|id| self.tables.get(&id)) {
-            Some(def) if def.table_id == update.table_id => def,
-            _ => {
-                return Err(EncodeError::TableNotSelected {
-                    table_id: update.table_id,
-                    selected: self.selected,
-                })
-            }
+        let selected = self.selected;
+        let table = selected
+            .filter(|&s| s == table_id)
+            .and_then(|s| self.tables.get_mut(&s));
+        let Some(TxTable {
+            def: Some(def),
+            last_id,
+        }) = table
+        else {
+            return Err(EncodeError::TableNotSelected { table_id, selected });
         };
-        let last = self.last_ids.get(&update.table_id).copied().unwrap_or(0);
-        if !update.id_on_wire && last.wrapping_add(1) != update.update_id {
+        let follows = |last: u32| last.wrapping_add(1) == update.update_id;
+        let id_on_wire = match ids {
+            IdChoice::AsGiven => update.id_on_wire,
+            IdChoice::Pick(IdForm::Explicit) => true,
+            IdChoice::Pick(IdForm::IncrementalWhenNext) => !last_id.is_some_and(follows),
+        };
+        let last = last_id.unwrap_or(0);
+        if !id_on_wire && !follows(last) {
             return Err(EncodeError::NotIncremental {
-                table_id: update.table_id,
+                table_id,
                 update_id: update.update_id,
                 last,
             });
@@ -172,12 +200,13 @@ impl TxState {
         dict.begin();
         let max = self.max_body;
         let start = dst.len();
-        let written = put_frame_with(dst, class::STICK_TABLE, update.wire_type(), |d| {
-            encode_update_body(update, def, mode, dict, d)
+        let kind = update_wire_type(id_on_wire, update.expire_ms.is_some());
+        let written = put_frame_with(dst, class::STICK_TABLE, kind, |d| {
+            encode_update_body(update, id_on_wire, def, mode, dict, d)
         });
         match written {
             Ok(len) if len <= max => {
-                self.last_ids.insert(update.table_id, update.update_id);
+                *last_id = Some(update.update_id);
                 Ok(())
             }
             Ok(len) => {

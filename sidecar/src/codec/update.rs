@@ -300,15 +300,17 @@ fn encode_value(
     Ok(())
 }
 
-/// Writes an update body for table `def`, its values checked against the definition.
+/// Writes an update body for table `def`, its values checked against the definition, with the
+/// update id when `id_on_wire` (whatever `update.id_on_wire` says: the sender picks the form).
 pub(crate) fn encode_update_body(
     update: &Update,
+    id_on_wire: bool,
     def: &TableDefinition,
     mode: DictMode,
     dict: &mut TxDict,
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    if update.id_on_wire {
+    if id_on_wire {
         dst.put_u32(update.update_id);
     }
     if let Some(expire) = update.expire_ms {

@@ -113,6 +113,9 @@ struct Input {
 
 struct Stepped {
     sends: Vec<Bytes>,
+    /// The input's message buffer, emptied, for the next turn (a burst fills 1 024 messages:
+    /// growing a new one each turn cost a chain of reallocations and a large free).
+    spare: Vec<Message>,
     /// The session closed itself or is no longer the peer's current one.
     done: bool,
     /// A replaced HAProxy session: keep reading until the old process closes, send nothing.
@@ -155,12 +158,20 @@ where
     // Written but maybe not on the wire: TLS keeps ciphertext the socket did not take until
     // the next write or a flush.
     let mut unflushed = false;
+    let mut spare = Vec::new();
     loop {
         if end.is_none() {
-            let input = decode(&mut frames, &mut rx, &mut rbuf, &h);
+            let input = decode(
+                &mut frames,
+                &mut rx,
+                &mut rbuf,
+                &h,
+                std::mem::take(&mut spare),
+            );
             more = input.more;
             let budget = if wbuf.len() < HIGH_WATER { BUDGET } else { 0 };
             let s = h.step(input, budget);
+            spare = s.spare;
             for bytes in &s.sends {
                 for (table, n) in sent.count(bytes) {
                     h.shared.metrics.updates_out(&h.name, &table, n);
@@ -245,10 +256,19 @@ where
     h.ended(end.unwrap_or(Ending::Settled));
 }
 
-/// Cuts the read buffer into messages (outside the lock). Counts updates per table and
-/// heartbeats as they pass.
-fn decode(frames: &mut FrameCodec, rx: &mut RxState, rbuf: &mut BytesMut, h: &Handle) -> Input {
-    let mut input = Input::default();
+/// Cuts the read buffer into messages (outside the lock), into `messages` (empty). Counts
+/// updates per table and heartbeats as they pass.
+fn decode(
+    frames: &mut FrameCodec,
+    rx: &mut RxState,
+    rbuf: &mut BytesMut,
+    h: &Handle,
+    messages: Vec<Message>,
+) -> Input {
+    let mut input = Input {
+        messages,
+        ..Input::default()
+    };
     let mut per_table: Vec<(u64, u64)> = Vec::new();
     loop {
         if input.messages.len() >= MAX_BATCH {
@@ -297,7 +317,7 @@ fn decode(frames: &mut FrameCodec, rx: &mut RxState, rbuf: &mut BytesMut, h: &Ha
 
 impl Handle {
     /// One turn under the lock: feed the messages, poll for output, handle events.
-    fn step(&self, input: Input, budget: usize) -> Stepped {
+    fn step(&self, mut input: Input, budget: usize) -> Stepped {
         let shared = &self.shared;
         let metrics = &*shared.metrics;
         let now = shared.clock.now();
@@ -306,6 +326,7 @@ impl Handle {
         let mark = core.replica_mark();
         let gone = Stepped {
             sends: Vec::new(),
+            spare: Vec::new(),
             done: true,
             draining: false,
             deadline: u64::MAX,
@@ -336,7 +357,7 @@ impl Handle {
             return gone;
         };
         let mut outs = Vec::new();
-        for msg in input.messages {
+        for msg in input.messages.drain(..) {
             outs.extend(live.session.on_message(msg, replica, now));
         }
         match &input.error {
@@ -390,6 +411,7 @@ impl Handle {
         }
         Stepped {
             sends,
+            spare: input.messages,
             done: closed,
             draining: false,
             deadline,

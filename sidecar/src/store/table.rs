@@ -8,6 +8,7 @@ use std::hash::BuildHasher;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::codec::hashing::SeededState;
 use crate::codec::{TableDefinition, Update};
 
 use super::arena::Arena;
@@ -81,7 +82,7 @@ pub(crate) struct Table {
     pub(crate) drift: Vec<(Link, Vec<Difference>)>,
     pub(super) arena: Arena,
     index: HashTable<u32>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: SeededState,
     pub(super) log: RelayLog,
     expiry: Expiry,
     next_seq: u64,
@@ -133,7 +134,11 @@ impl Table {
     }
 
     fn find(&self, key: &[u32]) -> Option<u32> {
-        let hash = self.hash(key);
+        self.find_hashed(self.hash(key), key)
+    }
+
+    /// [`Table::find`] with the key's hash already computed (a write hashes its key once).
+    fn find_hashed(&self, hash: u64, key: &[u32]) -> Option<u32> {
         let range = self.schema.key_range();
         let arena = &self.arena;
         self.index
@@ -215,7 +220,8 @@ impl Table {
             freq_tolerance_ms: config.freq_tolerance_ms,
             dict,
         };
-        if let Some(slot) = self.find(key) {
+        let hash = self.hash(key);
+        if let Some(slot) = self.find_hashed(hash, key) {
             let schema = &self.schema;
             let Some(rec) = self.arena.get_mut(slot) else {
                 return Err(ApplyError::Full);
@@ -268,7 +274,6 @@ impl Table {
             }
             values::write(schema, rec, &update.values, &mut rules);
         }
-        let hash = self.hash(key);
         let (arena, hasher, range) = (&self.arena, &self.hasher, schema.key_range());
         self.index.insert_unique(hash, slot, |&s| {
             hasher.hash_one(
