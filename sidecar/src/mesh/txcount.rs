@@ -17,7 +17,9 @@ impl TxCount {
     /// Updates per table name in `bytes`, which hold whole messages (as a session's
     /// `Output::Send` does).
     pub(crate) fn count(&mut self, bytes: &[u8]) -> Vec<(String, u64)> {
-        let mut counts: Vec<(String, u64)> = Vec::new();
+        // Counted by selected table id; names are resolved once per table at the end, not
+        // once per update (this runs for every buffer a session sends).
+        let mut by_id: Vec<(Option<u64>, u64)> = Vec::new();
         let mut at = 0usize;
         while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
             let Ok(Some((header, body_len))) = peek_frame(rest, usize::MAX) else {
@@ -43,20 +45,24 @@ impl TxCount {
                     let _ = self.tables.decode(&frame);
                 }
                 stkt::UPDATE | stkt::INCREMENTAL | stkt::UPDATE_TIMED | stkt::INCREMENTAL_TIMED => {
-                    let name = self
-                        .tables
-                        .selected_table()
-                        .and_then(|id| self.tables.definition(id))
-                        .map_or_else(
-                            || "?".to_owned(),
-                            |d| String::from_utf8_lossy(&d.name).into_owned(),
-                        );
-                    match counts.iter_mut().find(|(n, _)| *n == name) {
+                    let id = self.tables.selected_table();
+                    match by_id.iter_mut().find(|(i, _)| *i == id) {
                         Some((_, c)) => *c = c.saturating_add(1),
-                        None => counts.push((name, 1)),
+                        None => by_id.push((id, 1)),
                     }
                 }
                 _ => {}
+            }
+        }
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for (id, n) in by_id {
+            let name = id.and_then(|id| self.tables.definition(id)).map_or_else(
+                || "?".to_owned(),
+                |d| String::from_utf8_lossy(&d.name).into_owned(),
+            );
+            match counts.iter_mut().find(|(existing, _)| *existing == name) {
+                Some((_, c)) => *c = c.saturating_add(n),
+                None => counts.push((name, n)),
             }
         }
         counts
