@@ -12,10 +12,9 @@ use haproxy_peers_testkit::show_table::TableDump;
 
 use crate::error::Result;
 use crate::fleet::Fleet;
-use crate::haproxy_cfg::{RATE_TABLE, STICKY_TABLE};
 use crate::ledger::{Fields, Ledger};
 use crate::wait::poll;
-use crate::workload::Workload;
+use crate::workload::{read_tables, Workload};
 
 /// Every way `node`'s tables hold less than `ledger` (as of `now`) acknowledged: a key below
 /// the last value certainly written, a client's request count below what was certainly
@@ -73,21 +72,19 @@ pub fn fleet_shortfalls(
     now: Instant,
     pods: &[String],
 ) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    for name in pods {
-        let api = fleet.pod(name)?.runtime();
-        let counters = api.show_table(RATE_TABLE)?;
-        let sticky = api.show_table(STICKY_TABLE)?;
-        problems.extend(shortfalls(
-            ledger,
-            now,
-            name,
-            &counters,
-            &sticky,
-            &crate::ledger::FIELDS,
-        ));
-    }
-    Ok(problems)
+    Ok(read_tables(fleet, pods)?
+        .into_iter()
+        .flat_map(|(name, counters, sticky)| {
+            shortfalls(
+                ledger,
+                now,
+                &name,
+                &counters,
+                &sticky,
+                &crate::ledger::FIELDS,
+            )
+        })
+        .collect())
 }
 
 /// Waits until every pod in `pods` holds what `ledger` acknowledged; the error names every

@@ -446,13 +446,13 @@ fn server_id(name: &str) -> Option<i64> {
         .map(|(_, _, id)| i64::from(*id))
 }
 
-/// Reads both tables of every pod of the fleet.
-fn read_tables(fleet: &Fleet) -> Result<Vec<(String, TableDump, TableDump)>> {
+/// Reads both tables (rate, sticky) of each of `pods`, one pod right after the other.
+pub fn read_tables(fleet: &Fleet, pods: &[String]) -> Result<Vec<(String, TableDump, TableDump)>> {
     let mut out = Vec::new();
-    for name in fleet.pod_names() {
-        let api = fleet.pod(&name)?.runtime();
+    for name in pods {
+        let api = fleet.pod(name)?.runtime();
         out.push((
-            name,
+            name.clone(),
             api.show_table(RATE_TABLE)?,
             api.show_table(STICKY_TABLE)?,
         ));
@@ -462,7 +462,7 @@ fn read_tables(fleet: &Fleet) -> Result<Vec<(String, TableDump, TableDump)>> {
 
 /// Every difference between the nodes' tables and `ledger`, and between the nodes' rates.
 pub fn differences(fleet: &Fleet, ledger: &Ledger) -> Result<Vec<String>> {
-    let tables = read_tables(fleet)?;
+    let tables = read_tables(fleet, &fleet.pod_names())?;
     let mut problems: Vec<String> = ledger.violations();
     for (node, counters, sticky) in &tables {
         problems.extend(ledger.check(node, counters, sticky, &FIELDS));
