@@ -679,6 +679,7 @@ async fn hostile_input_leaves_the_server_answering() {
         "a TLS hello left the connection open"
     );
     healthy(&server).await;
+    assert_eq!(errors(&server, "admin_bad_request").await, 2);
 
     // A 1 MB request line: refused once it passes the header cap, never buffered whole.
     let mut long = b"GET /".to_vec();
@@ -712,6 +713,7 @@ async fn hostile_input_leaves_the_server_answering() {
         end.text()
     );
     healthy(&server).await;
+    assert_eq!(errors(&server, "admin_bad_request").await, 4);
 
     // A complete request sent one byte at a time, within the header deadline, is answered.
     let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -745,8 +747,10 @@ async fn hostile_input_leaves_the_server_answering() {
     let end = raw::read_to_end(&mut stream, WAIT).await;
     assert!(!matches!(end, Ending::Open(_)));
     healthy(&server).await;
+    assert_eq!(errors(&server, "admin_request_timeout").await, 1);
 
-    // An idle connection is closed at the same deadline.
+    // An idle connection is closed at the same deadline, as routine: a keep-alive scraper
+    // between scrapes looks the same, so it is not counted as a slow client.
     let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let end = raw::read_to_end(&mut idle, limits.header_read_timeout * 3).await;
     assert!(
@@ -754,6 +758,33 @@ async fn hostile_input_leaves_the_server_answering() {
         "an idle connection was kept"
     );
     healthy(&server).await;
+    // So is a keep-alive connection idle after a request.
+    let mut kept = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut kept, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let end = raw::read_to_end(&mut kept, limits.header_read_timeout * 3).await;
+    assert!(
+        end.text().starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        end.text()
+    );
+    assert!(
+        !matches!(end, Ending::Open(_)),
+        "an idle keep-alive connection was kept"
+    );
+    assert_eq!(errors(&server, "admin_request_timeout").await, 1);
+    assert_eq!(errors(&server, "admin_bad_request").await, 4);
+}
+
+/// The `errors_total` counter of one kind, read off a scrape.
+async fn errors(server: &Server, kind: &str) -> u64 {
+    let scrape = get(server, "/metrics", "*/*").await.body;
+    let prefix = format!("haproxy_peers_sidecar_errors_total{{kind=\"{kind}\"}} ");
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.parse().unwrap_or_else(|e| panic!("{n}: {e}")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,7 +50,11 @@ impl Port {
                 "on the mesh port sent no complete hello",
                 "sent a bad hello: answered",
             ],
-            Port::Admin => &["admin connection ended"],
+            Port::Admin => &[
+                "on the admin port is not a valid HTTP/1 request",
+                "on the admin port has a request head over the size limit",
+                "on the admin port sent no complete request head",
+            ],
             Port::Local => &[
                 "on the HAProxy port is not a peers-protocol hello",
                 "on the HAProxy port sent no complete hello",
@@ -157,10 +161,7 @@ fn sessions(fleet: &Fleet) -> Vec<(String, Option<u32>, Option<String>, u64)> {
 #[test]
 fn hostile_bytes_on_any_port_end_only_their_connection() {
     let _serial = serial();
-    let mut options = options(3);
-    // The admin server logs the connections it ends at debug level.
-    options.log_level = "haproxy_peers_sidecar::admin=debug,info".into();
-    let fleet = start_with(options);
+    let fleet = start_with(options(3));
     let workload = traffic(&fleet, WorkloadOptions::default());
     let pid = check(&fleet, fleet.pod(TARGET)).sidecar.pid();
     let before = sessions(&fleet);

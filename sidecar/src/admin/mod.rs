@@ -19,6 +19,7 @@
 
 mod routes;
 mod server;
+mod watched;
 
 pub mod readiness;
 pub mod text;

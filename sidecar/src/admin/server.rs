@@ -12,6 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use super::watched::{MidHead, Watched};
 use super::{routes, AdminSource};
 use crate::metrics::Metrics;
 
@@ -40,6 +41,61 @@ impl Default for Limits {
             max_connection_age: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
         }
+    }
+}
+
+/// Why hyper ended a connection, as far as the operator of the pod cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Not HTTP/1 at all, or a malformed request line or header.
+    Malformed,
+    /// A request head over [`Limits::max_header_bytes`].
+    TooLarge,
+    /// No complete request head within [`Limits::header_read_timeout`].
+    Slow,
+    /// The client went away, an idle keep-alive connection reached the deadline, or another I/O
+    /// ending: routine, not worth a line.
+    Other,
+}
+
+impl Ended {
+    fn of(e: &hyper::Error, mid_head: bool) -> Self {
+        if e.is_parse_too_large() {
+            Ended::TooLarge
+        } else if e.is_parse() {
+            Ended::Malformed
+        } else if e.is_timeout() && mid_head {
+            Ended::Slow
+        } else {
+            Ended::Other
+        }
+    }
+}
+
+/// A hostile or broken client on the admin port gets one line naming it and the problem (the
+/// mesh and HAProxy ports do the same), and a counter; a client hanging up is not logged above
+/// debug.
+fn log_ended(
+    metrics: &Metrics,
+    peer: std::net::SocketAddr,
+    e: &hyper::Error,
+    mid_head: bool,
+    deadline: Duration,
+) {
+    match Ended::of(e, mid_head) {
+        Ended::Malformed => {
+            metrics.error("admin_bad_request");
+            tracing::warn!(%peer, "request from {peer} on the admin port is not a valid HTTP/1 request ({e}): refused and closed");
+        }
+        Ended::TooLarge => {
+            metrics.error("admin_bad_request");
+            tracing::warn!(%peer, "request from {peer} on the admin port has a request head over the size limit: refused and closed");
+        }
+        Ended::Slow => {
+            metrics.error("admin_request_timeout");
+            tracing::warn!(%peer, "client {peer} on the admin port sent no complete request head within {} s: closed", deadline.as_secs());
+        }
+        Ended::Other => tracing::debug!(%peer, error = %e, "admin connection ended"),
     }
 }
 
@@ -89,15 +145,27 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(stream), service.clone());
+        let mid_head = MidHead::default();
+        let per_conn = {
+            let (service, mid_head) = (service.clone(), mid_head.clone());
+            hyper::service::service_fn(move |request| {
+                mid_head.request_parsed();
+                hyper::service::Service::call(&service, request)
+            })
+        };
+        let conn = http.serve_connection(
+            TokioIo::new(Watched::new(stream, mid_head.clone())),
+            per_conn,
+        );
         let mut stopped = stopped.clone();
+        let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let _slot = slot;
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "admin connection ended");
+                        log_ended(&metrics, peer, &e, mid_head.is_mid_head(), limits.header_read_timeout);
                     }
                     return;
                 }
