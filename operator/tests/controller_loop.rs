@@ -337,6 +337,44 @@ async fn a_follower_waits_ready_and_takes_over_when_the_lease_runs_out() {
 }
 
 #[tokio::test]
+async fn a_leader_stopped_gracefully_hands_over_without_waiting_out_its_lease() {
+    let api = FakeApi::new();
+    seed_group(&api, GROUP, json!({}));
+    seed_pods(&api, 0..2);
+    let first = start_operator(&api, "operator-0");
+    eventually("reconciled", || config_map(&api, "edge-peers")).await;
+    let second = start_operator(&api, "operator-1");
+    eventually("ready as a follower", || second.admin.readiness().ok()).await;
+    assert_eq!(holder(&api).as_deref(), Some("operator-0"));
+
+    // A rollout stops the leader with SIGTERM: it releases the Lease on the way out.
+    let stopped = tokio::time::Instant::now();
+    let ended = first.stop().await;
+    assert!(ended.is_ok(), "{ended:?}");
+    let lease = api.get(&format!("{LEASES}/{LEASE}")).expect("lease");
+    assert!(
+        lease["spec"]["holderIdentity"].is_null() || holder(&api).as_deref() == Some("operator-1"),
+        "released: {lease}"
+    );
+    eventually("takeover", || {
+        (holder(&api).as_deref() == Some("operator-1")).then_some(())
+    })
+    .await;
+    let lease_duration = config("operator-0").lease.duration;
+    assert!(
+        stopped.elapsed() < lease_duration,
+        "the follower took over after {:?}: it waited out the {lease_duration:?} lease",
+        stopped.elapsed()
+    );
+    eventually("the new leader's gauge", || {
+        leading(&second.admin).then_some(())
+    })
+    .await;
+    let ended = second.stop().await;
+    assert!(ended.is_ok(), "{ended:?}");
+}
+
+#[tokio::test]
 async fn a_leader_that_loses_its_lease_stops() {
     let api = FakeApi::new();
     seed_group(&api, GROUP, json!({}));

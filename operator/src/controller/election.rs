@@ -100,3 +100,22 @@ pub async fn keep(elector: &LeaderElector, cfg: &LeaseConfig, clock: &Clock) -> 
         }
     }
 }
+
+/// Releases the lease after a graceful stop, within a bound: the process is exiting, and a
+/// lease left behind only delays the takeover to its expiry.
+pub async fn release(elector: &LeaderElector, cfg: &LeaseConfig, clock: &Clock) {
+    match tokio::time::timeout(RELEASE_TIMEOUT, elector.release(clock())).await {
+        Ok(Ok(true)) => {
+            info!(lease = %cfg.name, namespace = %cfg.namespace, "released the leader lease; a follower takes over at its next retry")
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            warn!(error = %e, lease = %cfg.name, "could not release the leader lease; a follower takes over when it runs out")
+        }
+        Err(_) => {
+            warn!(lease = %cfg.name, "releasing the leader lease timed out; a follower takes over when it runs out")
+        }
+    }
+}
+
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);

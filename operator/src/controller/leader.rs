@@ -158,6 +158,42 @@ impl LeaderElector {
             }
         }
     }
+
+    /// Gives the lease up, if this replica still holds it, so that a follower takes over at its
+    /// next retry instead of when the lease runs out. Returns whether it released anything; a
+    /// race with another writer (409) means someone else holds it already.
+    pub async fn release(&self, now: SystemTime) -> Result<bool, kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.lease_name).await? else {
+            return Ok(false);
+        };
+        let Some(spec) = lease.spec.take() else {
+            return Ok(false);
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(false);
+        }
+        lease.spec = Some(released(spec, now));
+        match self
+            .api
+            .replace(&self.lease_name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Pure: the Lease as a leader leaves it, the way client-go's leader election releases it: no
+/// holder (so [`decide`] says `Acquire` to everyone), a 1 s duration, the history kept.
+pub fn released(spec: LeaseSpec, now: SystemTime) -> LeaseSpec {
+    LeaseSpec {
+        holder_identity: None,
+        lease_duration_seconds: Some(1),
+        renew_time: micro(now),
+        ..spec
+    }
 }
 
 fn micro(t: SystemTime) -> Option<MicroTime> {
@@ -215,5 +251,32 @@ mod tests {
             ..held("b", 0)
         };
         assert_eq!(decide(Some(&released), "a", at(1)), LeaseDecision::Acquire);
+    }
+
+    #[test]
+    fn a_released_lease_is_free_at_once_and_keeps_its_history() {
+        let spec = LeaseSpec {
+            holder_identity: Some("b".into()),
+            lease_duration_seconds: Some(15),
+            acquire_time: micro(at(0)),
+            renew_time: micro(at(10)),
+            lease_transitions: Some(3),
+            ..LeaseSpec::default()
+        };
+        let out = released(spec.clone(), at(11));
+        assert_eq!(out.holder_identity, None);
+        assert_eq!(out.lease_duration_seconds, Some(1));
+        assert_eq!(out.renew_time, micro(at(11)));
+        assert_eq!(out.acquire_time, spec.acquire_time);
+        assert_eq!(out.lease_transitions, Some(3));
+        let lease = Lease {
+            spec: Some(out),
+            ..Lease::default()
+        };
+        assert_eq!(
+            decide(Some(&LeaseView::of(&lease)), "a", at(11)),
+            LeaseDecision::Acquire,
+            "b's lease would have run until 25"
+        );
     }
 }

@@ -79,6 +79,11 @@ pub async fn run(
         lost = election::keep(&elector, lease, &config.clock) => Err(lost),
     };
     admin.metrics.set_leader(false);
+    if result.is_ok() {
+        // A graceful stop (rollout, drain): the reconciles have finished, so hand over now
+        // rather than leave the groups unattended until the lease runs out.
+        election::release(&elector, lease, &config.clock).await;
+    }
     result
 }
 
