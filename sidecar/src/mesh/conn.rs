@@ -123,6 +123,8 @@ struct Stepped {
     deadline: u64,
     /// When the peer counts as silent: the wake-up that matters while writes are stuck.
     silent_at: u64,
+    /// The step changed the replica and woke the other sessions to send it on.
+    kicked: bool,
 }
 
 /// How the connection ended.
@@ -185,6 +187,12 @@ where
             }
             if s.draining {
                 drain_by.get_or_insert_with(|| tokio::time::Instant::now() + DRAIN_TIMEOUT);
+            }
+            if s.kicked && !wbuf.is_empty() {
+                // Forward before acknowledging: the sessions just woken (queued on this worker)
+                // write the update onwards first, so this step's ack, whose only effect is to
+                // move the sender's resume point, is not a send on every hop's path.
+                tokio::task::yield_now().await;
             }
         }
         if end.is_some() {
@@ -331,6 +339,7 @@ impl Handle {
             draining: false,
             deadline: u64::MAX,
             silent_at: u64::MAX,
+            kicked: false,
         };
         if let Some(live) = core.local_draining.as_mut().filter(|l| l.id == self.id) {
             // Replaced by a new call: the entries the old process sent before it closed still
@@ -341,12 +350,14 @@ impl Handle {
                     live.session.on_message(msg, &mut core.replica, now);
                 }
             }
-            if core.replica_mark() != mark {
+            let kicked = core.replica_mark() != mark;
+            if kicked {
                 core.kick_others(self.id);
             }
             return Stepped {
                 draining: true,
                 done: false,
+                kicked,
                 ..gone
             };
         }
@@ -406,7 +417,8 @@ impl Handle {
         if rethink || closed {
             core.coordinate(now);
         }
-        if core.replica_mark() != mark {
+        let kicked = core.replica_mark() != mark;
+        if kicked {
             core.kick_others(self.id);
         }
         Stepped {
@@ -416,6 +428,7 @@ impl Handle {
             draining: false,
             deadline,
             silent_at,
+            kicked,
         }
     }
 
