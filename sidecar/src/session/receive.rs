@@ -216,7 +216,8 @@ impl Session {
                 if a.changed {
                     self.stats.updates_changed = self.stats.updates_changed.saturating_add(1);
                 }
-                self.applied(table, &claim, a.seq);
+                // A refused (stale) entry is not the process's own write: its lesson needs it.
+                self.applied(table, &claim, a.seq.filter(|_| !a.rejected));
             }
             Err(e) => {
                 self.stats.updates_dropped = self.stats.updates_dropped.saturating_add(1);

@@ -238,9 +238,12 @@ fn a_stale_sender_gets_the_newer_value_from_whoever_holds_it() {
     assert!(c.r.updates_for(Link::Local, t, 10, now).updates.is_empty());
     assert_eq!(
         c.r.lookup(b"t", &ip(1), now).unwrap().origin,
-        LOCAL_LABEL,
-        "re-sent as if written by c's HAProxy: the relay rules send that to every member"
+        "b",
+        "re-sent with its writer kept"
     );
+    // ... so that it goes to every member but its writer, which holds it or a newer write
+    // (an echo, its write time inflated by two transits, could undo that newer write).
+    assert!(c.r.updates_for(bl, t, 10, now).updates.is_empty());
     let back = push(&mut c, &mut a, 3_010, 3_020);
     assert!(back[0].1.changed && !back[0].1.rejected);
     assert_eq!(a.gpc0(&ip(1), 3_020), Some(2));
@@ -440,7 +443,7 @@ fn a_lesson_into_a_non_empty_replica_keeps_newer_entries_and_sends_them_back() {
 }
 
 #[test]
-fn ties_apply_and_equal_values_change_nothing() {
+fn ties_apply_equal_values_change_nothing_and_only_haproxy_s_writes_always_win() {
     let mut a = Member::new("a", E, 0);
     let (x, y) = (a.link("x"), a.link("y"));
     a.r.define(&table(E), x).unwrap();
@@ -459,10 +462,32 @@ fn ties_apply_and_equal_values_change_nothing() {
     assert!(a.r.apply(a.t, &u, y, 10_000).unwrap().rejected);
     assert_eq!(a.gpc0(&ip(1), 10_000), Some(2));
     assert_eq!(a.stale_rejected(), 1);
-    // The local HAProxy is the authority for what it wrote: always taken.
+    // The local HAProxy's table sent as a lesson (timed) is what it holds, not a write: an
+    // entry older than the replica's is refused like a member's, and queued back to HAProxy
+    // (which holds the older value, whatever it was pushed before).
+    let t = a.t;
+    // HAProxy was pushed everything so far.
+    assert!(!a
+        .r
+        .updates_for(Link::Local, t, 10, 10_000)
+        .updates
+        .is_empty());
     u.values = g(4);
+    assert!(a.r.apply(a.t, &u, Link::Local, 10_000).unwrap().rejected);
+    assert_eq!(a.gpc0(&ip(1), 10_000), Some(2));
+    assert_eq!(a.stale_rejected(), 2);
+    let to_haproxy = a.r.updates_for(Link::Local, t, 10, 10_000).updates;
+    assert!(
+        to_haproxy
+            .iter()
+            .any(|o| o.update.key == ip(1) && o.update.values.first() == g(2).first()),
+        "the newer value goes back to HAProxy"
+    );
+    // Its pushes (untimed) are writes it made and already applied: always taken.
+    u.expire_ms = None;
+    u.values = g(5);
     assert!(a.r.apply(a.t, &u, Link::Local, 10_000).unwrap().changed);
-    assert_eq!(a.gpc0(&ip(1), 10_000), Some(4));
+    assert_eq!(a.gpc0(&ip(1), 10_000), Some(5));
 }
 
 #[test]

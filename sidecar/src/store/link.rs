@@ -37,22 +37,35 @@ impl Link {
     }
 
     pub(crate) fn from_word(word: u32) -> Link {
-        match u16::try_from(word & !TO_EVERY_LINK) {
+        match u16::try_from(word & !(TO_EVERY_LINK | LOCAL_HAS_IT)) {
             Ok(0) | Err(_) => Link::Local,
             Ok(n) => Link::Peer(PeerId(n)),
         }
     }
 
-    /// [`Link::relays`] for the origin word of a record, which may carry [`TO_EVERY_LINK`].
+    /// [`Link::relays`] for the origin word of a record, which may carry [`TO_EVERY_LINK`] and
+    /// [`LOCAL_HAS_IT`].
     pub(crate) fn relays_word(word: u32, to: Link) -> bool {
-        word & TO_EVERY_LINK != 0 || Link::relays(Link::from_word(word), to)
+        let writer = Link::from_word(word);
+        if word & TO_EVERY_LINK == 0 {
+            return Link::relays(writer, to);
+        }
+        match to {
+            Link::Local => word & LOCAL_HAS_IT == 0,
+            // Never back to the member that wrote it: it holds this value or a newer one, and
+            // an echo arrives with a write time inflated by two transits, which can beat the
+            // writer's next write and undo it.
+            Link::Peer(_) => to != writer,
+        }
     }
 }
 
-/// Flag in a record's origin word: the entry won a conflict and was re-sent before the local
-/// HAProxy had been sent it, so it goes to every link, the local HAProxy included (its origin
-/// reads as the local HAProxy). See `Table::resend`.
+/// Flag in a record's origin word: the entry won a conflict and is re-sent to every link but
+/// its writer (whose number the word keeps). See `Table::resend`.
 pub(crate) const TO_EVERY_LINK: u32 = 1 << 31;
+
+/// Flag beside [`TO_EVERY_LINK`]: the local HAProxy was already sent this value, skip it.
+pub(crate) const LOCAL_HAS_IT: u32 = 1 << 30;
 
 /// Label used for the local HAProxy in views and logs.
 pub const LOCAL_LABEL: &str = "local haproxy";
@@ -113,9 +126,17 @@ mod tests {
         for l in [Link::Local, x, y] {
             assert_eq!(Link::from_word(l.word()), l);
             assert_eq!(Link::from_word(l.word() | TO_EVERY_LINK), l);
+            assert_eq!(Link::from_word(l.word() | TO_EVERY_LINK | LOCAL_HAS_IT), l);
             assert!(Link::relays_word(TO_EVERY_LINK, l));
             assert_eq!(Link::relays_word(x.word(), l), Link::relays(x, l));
         }
+        // A re-sent entry written by x: every link but x, and HAProxy unless it has it.
+        let resent = x.word() | TO_EVERY_LINK;
+        assert!(!Link::relays_word(resent, x));
+        assert!(Link::relays_word(resent, y));
+        assert!(Link::relays_word(resent, Link::Local));
+        assert!(!Link::relays_word(resent | LOCAL_HAS_IT, Link::Local));
+        assert!(Link::relays_word(resent | LOCAL_HAS_IT, y));
         assert_eq!(names.label(x), "x");
         assert_eq!(names.label(Link::Local), LOCAL_LABEL);
         assert_eq!(names.id("x"), names.get("x"));

@@ -15,7 +15,7 @@ use super::arena::Arena;
 use super::dict::Interner;
 use super::drift::Difference;
 use super::expiry::{Expiry, NEVER};
-use super::link::{Link, TO_EVERY_LINK};
+use super::link::{Link, LOCAL_HAS_IT, TO_EVERY_LINK};
 use super::relay::{Pointers, RelayLog};
 use super::schema::{Schema, DEADLINE_AT, ORIGIN_AT, SEQ_AT};
 use super::values::{self, WriteRules};
@@ -228,12 +228,20 @@ impl Table {
             };
             let old = deadline_of(rec);
             // Last writer wins by write time: a member's update written before the entry's
-            // last write here is stale. The local HAProxy already applied its own writes, so
-            // they always are taken. A member's updates come in the order it made them: one
-            // that follows its own earlier one is newer, whatever transit jitter did to the
-            // write times. Without expire there is no write time: arrival order.
-            let stale = matches!(origin, Link::Peer(_))
-                && origin_word(rec) != origin.word()
+            // last write here is stale. The local HAProxy's pushes (untimed) are writes it has
+            // already applied, so they always are taken; but its table sent as a lesson (timed)
+            // is what it holds, and an entry it did not hear about while the sidecar was away
+            // is older than the replica's: taking it would undo newer writes fleet-wide, and
+            // the repair traffic can race the writes that follow. A member's updates come in
+            // the order it made them: one that follows its own earlier one is newer, whatever
+            // transit jitter did to the write times. Without expire there is no write time:
+            // arrival order.
+            let compared = match origin {
+                Link::Peer(_) => true,
+                Link::Local => update.expire_ms.is_some_and(|ms| ms > 0),
+            };
+            let stale = compared
+                && Link::from_word(origin_word(rec)) != origin
                 && old != NEVER
                 && deadline < old;
             if stale {
@@ -242,7 +250,7 @@ impl Table {
                 if !values::write(schema, &mut self.probe, &update.values, &mut rules) {
                     return Ok(Applied::default());
                 }
-                return Ok(self.resend(slot));
+                return Ok(self.resend(slot, origin));
             }
             let changed = values::write(schema, rec, &update.values, &mut rules);
             let moved = if old == NEVER || deadline == NEVER {
@@ -294,26 +302,30 @@ impl Table {
         })
     }
 
-    /// A member sent a stale value for the entry in `slot`: refuse it (the caller still acks
-    /// it) and queue the entry again so that the sender, and every other member, get the newer
+    /// `from` sent a stale value for the entry in `slot`: refuse it (the caller still acks it)
+    /// and queue the entry again so that the sender, and every other member, get the newer
     /// value with its write time. They take it and do not send it back (it is not stale there;
     /// a member holding a still newer write re-sends that one, so re-sends only climb towards
-    /// the latest write and end). The new origin is the local HAProxy, whose changes the relay
-    /// rules send to every member: as if HAProxy had written it again, which is what the entry
-    /// says. The local HAProxy itself is skipped when it was already sent this value (its own
-    /// write, or its pointer is past the entry's last change); otherwise the entry is marked
-    /// [`TO_EVERY_LINK`] so that it still gets it.
-    fn resend(&mut self, slot: u32) -> Applied {
+    /// the latest write and end). The record keeps its writer and is marked [`TO_EVERY_LINK`]:
+    /// every member but the writer gets it (the writer holds it or a newer write, and an echo
+    /// could undo that). The local HAProxy is skipped when it was already sent this value (its
+    /// own write, or its pointer is past the entry's last change, [`LOCAL_HAS_IT`]), unless it
+    /// is the stale sender itself.
+    fn resend(&mut self, slot: u32, from: Link) -> Applied {
         self.stats.stale_rejected = self.stats.stale_rejected.saturating_add(1);
         let Some(rec) = self.arena.get(slot) else {
             return Applied::default();
         };
         let (word, last) = (origin_word(rec), seq_of(rec));
-        let haproxy_has_it = word == Link::Local.word() || self.pointer(Link::Local).pushed >= last;
-        let word = if haproxy_has_it {
-            Link::Local.word()
-        } else {
-            Link::Local.word() | TO_EVERY_LINK
+        // HAProxy itself sent the stale value: whatever it was pushed before, it needs this one.
+        let haproxy_has_it = from != Link::Local
+            && (word == Link::Local.word() || self.pointer(Link::Local).pushed >= last);
+        let word = match (Link::from_word(word), haproxy_has_it) {
+            // HAProxy's own write: the plain relay rule (every member) says it all, and a
+            // lesson to the same process still leaves it out.
+            (Link::Local, true) => Link::Local.word(),
+            (writer, true) => writer.word() | TO_EVERY_LINK | LOCAL_HAS_IT,
+            (writer, false) => writer.word() | TO_EVERY_LINK,
         };
         let seq = self.bump(slot, word, None);
         Applied {
