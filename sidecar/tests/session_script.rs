@@ -349,6 +349,55 @@ fn lesson_is_taught_confirmed_and_pushes_wait_for_the_confirm() {
 }
 
 #[test]
+fn a_lesson_does_not_echo_what_the_learner_wrote_while_it_ran() {
+    let mut a_store = replica();
+    for n in 1..=20 {
+        write(&mut a_store, Link::Local, n, n, 0);
+    }
+    a_store.set_complete(true);
+    let mut a = Side::new(a_store, Role::Mesh, "b", None, 0);
+    let mut b = Side::new(replica(), Role::Mesh, "a", None, 0);
+    // b's HAProxy wrote key 800 before the lesson: a restarted b would need it back.
+    write(&mut b.store, Link::Local, 800, 8, 0);
+    exchange(&mut a, &mut b, 1, BUDGET);
+    assert_eq!(gpc0(&a.store, 800, 1), Some(8));
+    let before = b.received.len();
+
+    b.session.request_lesson();
+    let req = b.poll(2, 5);
+    a.feed(&req, 2);
+    let mut to_b = a.poll(2, 5);
+    // While the lesson runs, b's HAProxy writes key 900 and b pushes it to a.
+    write(&mut b.store, Link::Local, 900, 9, 2);
+    let push = b.poll(2, BUDGET);
+    a.feed(&push, 2);
+    assert_eq!(gpc0(&a.store, 900, 2), Some(9), "a took b's push");
+    for _ in 0..20 {
+        let x = a.poll(3, 5);
+        if x.is_empty() {
+            break;
+        }
+        to_b.extend_from_slice(&x);
+    }
+    b.feed(&to_b, 3);
+    let lesson = &b.received[before..];
+    assert_eq!(controls(lesson), [Control::ResyncFinished]);
+    let keys: Vec<Key> = updates(lesson).iter().map(|u| u.key.clone()).collect();
+    assert!(
+        keys.contains(&ip(800)),
+        "b's earlier write is taught: {keys:?}"
+    );
+    assert!((1..=20).all(|n| keys.contains(&ip(n))), "{keys:?}");
+    // Its echo would carry a write time inflated by the transits and could beat a newer
+    // write of b's HAProxy.
+    assert!(
+        !keys.contains(&ip(900)),
+        "b's own write during the lesson came back: {keys:?}"
+    );
+    assert_eq!(keys.len(), 21);
+}
+
+#[test]
 fn a_second_request_during_a_lesson_gets_a_second_lesson() {
     let mut store = replica();
     for n in 1..=3 {

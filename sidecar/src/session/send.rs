@@ -72,7 +72,8 @@ impl Session {
                     asked,
                     tables: tables.len(),
                 }));
-                self.teach = Teach::Sending(Lesson::new(tables));
+                let heads = tables.iter().map(|&t| store.head(t)).collect();
+                self.teach = Teach::Sending(Lesson::new(tables, heads));
             }
         }
         if matches!(self.teach, Teach::Sending(_)) {
@@ -178,7 +179,8 @@ impl Session {
             // A new HAProxy process has what it wrote itself; teaching it back could only
             // undo what it counted since.
             for item in &batch.updates {
-                if self.fresh.is_own(t, item.seq) {
+                if self.fresh.is_own(t, item.seq) || lesson.echoes(item.seq, item.writer, self.link)
+                {
                     continue;
                 }
                 self.put_update(&def, item, o);

@@ -4,7 +4,7 @@
 //! there, so entries changed during the lesson are included once; changes after a table was
 //! finished are pushed normally after the peer's `00 03`.
 
-use crate::store::TableIdx;
+use crate::store::{Link, TableIdx};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Lesson {
@@ -18,18 +18,32 @@ pub(crate) struct Lesson {
     /// Per finished table: the sequence the lesson covered.
     pub(crate) upto: Vec<(TableIdx, u64)>,
     pub(crate) entries: u64,
+    /// Per table (as `tables`): its head when the lesson began. What the learner itself wrote
+    /// after that is not taught back to it (see [`Lesson::echoes`]).
+    began: Vec<u64>,
 }
 
 impl Lesson {
-    pub(crate) fn new(tables: Vec<TableIdx>) -> Lesson {
+    /// `heads`: each table's head now, in the order of `tables`.
+    pub(crate) fn new(tables: Vec<TableIdx>, heads: Vec<u64>) -> Lesson {
         Lesson {
             tables,
+            began: heads,
             at: 0,
             after: 0,
             defined: false,
             upto: Vec::new(),
             entries: 0,
         }
+    }
+
+    /// Whether an entry of the current table at `seq`, written by `writer`, would only echo
+    /// the `learner`'s own write back to it: it wrote that entry while the lesson ran, so it
+    /// holds it or a newer write, and the echo's write time (inflated by the transits) could
+    /// beat that newer write. Entries it wrote before the lesson began are taught: a restarted
+    /// sidecar lost them.
+    pub(crate) fn echoes(&self, seq: u64, writer: Link, learner: Link) -> bool {
+        writer == learner && self.began.get(self.at).is_some_and(|&head| seq > head)
     }
 
     pub(crate) fn current(&self) -> Option<TableIdx> {

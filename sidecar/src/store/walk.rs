@@ -17,6 +17,8 @@ use super::values;
 pub struct Outgoing {
     pub seq: u64,
     pub update: Update,
+    /// Who wrote the entry's current values.
+    pub writer: Link,
 }
 
 /// One step of a walk over the relay log.
@@ -83,6 +85,7 @@ impl Table {
             batch.updates.push(Outgoing {
                 seq,
                 update: self.build(rec, seq, timed, now, dict),
+                writer: Link::from_word(origin_word(rec)),
             });
         }
         batch
