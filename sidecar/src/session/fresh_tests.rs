@@ -397,3 +397,35 @@ fn the_wait_for_haproxys_lesson_has_a_bound_however_it_flows() {
     }
     assert!(now >= 29_500, "taught at {now}");
 }
+
+#[test]
+fn the_old_worker_s_last_pushes_during_the_lesson_are_taught_to_the_new_one() {
+    let mut store = replica();
+    let t = store.table(b"t").unwrap();
+    drop(local(&mut store, Some(10), 0)); // the old worker
+    let mut s = local(&mut store, Some(11), 10); // the new one: fresh by pid
+    let mut hap = Haproxy::default();
+    assert!(has(
+        &hap.read(s.poll(&mut store, 10, BUDGET)),
+        Control::ResyncRequest
+    ));
+    hap.send(&mut s, &mut store, lesson(&[]), 11);
+    // Our lesson starts, one entry per step.
+    let mut ours = hap.read(s.poll(&mut store, 11, 1));
+    assert!(!has(&ours, Control::ResyncFinished), "still teaching");
+    // Meanwhile the replaced old worker, still read, pushes its last change: written by "the
+    // local HAProxy" too, but not by the process being taught.
+    let Message::Update(late) = update(9, 4, 7) else {
+        unreachable!()
+    };
+    store.apply(t, &late, Link::Local, 12).unwrap();
+    for _ in 0..10 {
+        ours.extend(hap.read(s.poll(&mut store, 12, 1)));
+    }
+    assert!(has(&ours, Control::ResyncFinished));
+    assert!(
+        taught(&ours).contains(&(ip(4), 7)),
+        "the new worker was not taught the old one's last write: {:?}",
+        taught(&ours)
+    );
+}

@@ -179,8 +179,12 @@ impl Session {
             // A new HAProxy process has what it wrote itself; teaching it back could only
             // undo what it counted since.
             for item in &batch.updates {
-                if self.fresh.is_own(t, item.seq) || lesson.echoes(item.seq, item.writer, self.link)
-                {
+                // Towards a member: not what it wrote itself while the lesson ran. Towards
+                // HAProxy `fresh` decides: "written by the local HAProxy" may be the replaced
+                // old worker, whose last writes the new process must be taught.
+                let echo =
+                    self.role == Role::Mesh && lesson.echoes(item.seq, item.writer, self.link);
+                if self.fresh.is_own(t, item.seq) || echo {
                     continue;
                 }
                 self.put_update(&def, item, o);

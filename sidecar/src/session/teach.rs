@@ -38,7 +38,8 @@ impl Lesson {
     }
 
     /// Whether an entry of the current table at `seq`, written by `writer`, would only echo
-    /// the `learner`'s own write back to it: it wrote that entry while the lesson ran, so it
+    /// the `learner`'s own write back to it (for a member learner: on the HAProxy link one
+    /// link stands for the old and the new worker alike): it wrote that entry while the lesson ran, so it
     /// holds it or a newer write, and the echo's write time (inflated by the transits) could
     /// beat that newer write. Entries it wrote before the lesson began are taught: a restarted
     /// sidecar lost them.
